@@ -1,0 +1,139 @@
+//! Artifact download and probe (http-api.md §7.12–7.13).
+
+use std::rc::Rc;
+
+use hyper::header::{HeaderValue, CONTENT_LENGTH};
+use hyper::{Method, Response, StatusCode};
+
+use super::format::locate;
+use super::route::Parent;
+use super::{file, respond, Body, Ctx, HttpError, HttpResult, Req};
+use crate::io;
+use crate::store::digest::Digest;
+use crate::store::{meta, names};
+
+pub async fn get(
+    ctx: &Rc<Ctx>,
+    req: &mut Req,
+    user: &Option<String>,
+    parent: &Parent,
+    format: &str,
+    path: &str,
+) -> HttpResult<Response<Body>> {
+    let is_head = *req.method() == Method::HEAD;
+    if is_head {
+        if let Some(value) = req.header("digest").map(str::to_string) {
+            return probe_digest(ctx, &value).await;
+        }
+    }
+    let loc = locate(ctx, user, parent, format, false).await?;
+    if !names::is_valid_artifact_path(path) {
+        return Err(HttpError::bad_request(path));
+    }
+    let full = loc.dir.join(path);
+    let Some(st) = io::stat_opt(&full).await? else {
+        if !is_head {
+            if let Some(resp) = sha256_fallback(req, &loc.dir, &loc.url, path).await {
+                return Ok(resp);
+            }
+        }
+        return Err(HttpError::not_found());
+    };
+    if st.is_dir() {
+        if is_head || !req.wants_html() {
+            return Err(HttpError::not_found());
+        }
+        if !req.path.ends_with('/') {
+            return Ok(respond::redirect(&format!("{}/", req.path)));
+        }
+        let canonical = format!("{}{}", loc.url, path);
+        if req.path != canonical {
+            return Ok(respond::redirect(&canonical));
+        }
+        let index = full.join("index.html");
+        if io::stat_opt(&index)
+            .await?
+            .map(|s| s.is_file())
+            .unwrap_or(false)
+        {
+            return file::serve(ctx, req, &index, None).await;
+        }
+        return Err(HttpError::not_implemented("Directory index pages"));
+    }
+    let canonical = format!("{}{}", loc.url, path);
+    if req.path != canonical {
+        return Ok(respond::redirect(&canonical));
+    }
+    let digests = meta::read_digests(&loc.dir).await;
+    let digest = match digests.get(path).and_then(|v| v.as_str()) {
+        Some(d) => Some(d.to_string()),
+        None => container_digest(&loc.name, path),
+    };
+    if is_head {
+        let mut r = respond::ok_empty();
+        r.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(st.size));
+        if let Some(d) = digest
+            .as_deref()
+            .and_then(|d| HeaderValue::from_str(d).ok())
+        {
+            r.headers_mut().insert("digest", d);
+        }
+        return Ok(r);
+    }
+    file::serve(ctx, req, &full, digest.as_deref()).await
+}
+
+/// `HEAD` with `Digest`: does the blob exist? Renews its lease if so.
+async fn probe_digest(ctx: &Ctx, value: &str) -> HttpResult<Response<Body>> {
+    let d = Digest::parse(Some(value))
+        .map_err(|e| HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    match ctx.store.probe_blob(&d).await? {
+        None => Err(HttpError::not_found()),
+        Some(size) => {
+            let mut r = respond::ok_empty();
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(size));
+            if let Ok(v) = HeaderValue::from_str(value) {
+                r.headers_mut().insert("digest", v);
+            }
+            Ok(r)
+        }
+    }
+}
+
+/// `<file>.sha256` for a file recorded with a `sha256:` digest.
+async fn sha256_fallback(
+    req: &Req,
+    dir: &std::path::Path,
+    url: &str,
+    path: &str,
+) -> Option<Response<Body>> {
+    let base = path.strip_suffix(".sha256")?;
+    let digests = meta::read_digests(dir).await;
+    let (algo, hex) = meta::split_digest(digests.get(base)?)?;
+    if algo != "sha256" {
+        return None;
+    }
+    let canonical = format!("{url}{path}");
+    if req.path != canonical {
+        return Some(respond::redirect(&canonical));
+    }
+    let name = base.rsplit('/').next().unwrap_or(base);
+    Some(respond::text(StatusCode::OK, format!("{hex}  {name}\n")))
+}
+
+/// For registry-written `container` files: `<grandparent>:<file name>`.
+fn container_digest(format: &str, path: &str) -> Option<String> {
+    if format != "container" {
+        return None;
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() < 3 {
+        return None;
+    }
+    let algo = parts[parts.len() - 3];
+    let file = parts[parts.len() - 1];
+    Digest::parse(Some(&format!("{algo}:{file}"))).ok()?;
+    Some(format!("{algo}:{file}"))
+}

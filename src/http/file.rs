@@ -1,0 +1,252 @@
+//! File responses (http-api.md §2.7–2.8): length, type, validators,
+//! conditional requests, single byte ranges, and X-Sendfile.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+
+use super::body::{Body, FileBody};
+use super::{Ctx, HttpError, HttpResult, Req};
+use crate::io;
+
+/// Serves a file. `digest` goes into a `Digest` header on every answer.
+pub async fn serve(
+    ctx: &Rc<Ctx>,
+    req: &Req,
+    path: &Path,
+    digest: Option<&str>,
+) -> HttpResult<Response<Body>> {
+    if let Some(hname) = &ctx.cfg.x_sendfile_header {
+        return sendfile_answer(hname, path, digest);
+    }
+    let file = io::open_read(path).await?;
+    let stx = file.statx().await?;
+    let size = stx.stx_size;
+    let mtime_ns = stx.stx_mtime.tv_sec as i128 * 1_000_000_000 + stx.stx_mtime.tv_nsec as i128;
+    let etag = format!("\"{:x}-{:x}\"", mtime_ns.max(0), size);
+    let mtime = UNIX_EPOCH + Duration::from_secs(stx.stx_mtime.tv_sec.max(0) as u64);
+
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
+        h.insert("digest", d);
+    }
+    h.insert(header::ETAG, hv(&etag));
+    h.insert(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(mtime)));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    // Preconditions first (412), then cache validators (304).
+    if let Some(im) = req.header("if-match") {
+        if im.trim() != "*" && !im.split(',').any(|t| t.trim() == etag) {
+            return Ok(status_only(resp, StatusCode::PRECONDITION_FAILED));
+        }
+    }
+    if let Some(since) = req
+        .header("if-unmodified-since")
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        if mtime > since {
+            return Ok(status_only(resp, StatusCode::PRECONDITION_FAILED));
+        }
+    }
+    if let Some(inm) = req.header("if-none-match") {
+        if inm.trim() == "*"
+            || inm
+                .split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        {
+            return Ok(status_only(resp, StatusCode::NOT_MODIFIED));
+        }
+    } else if let Some(since) = req
+        .header("if-modified-since")
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    {
+        if mtime <= since {
+            return Ok(status_only(resp, StatusCode::NOT_MODIFIED));
+        }
+    }
+
+    let ctype = guess_type(path);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    let mut start = 0;
+    let mut len = size;
+    let range_applies = match req.header("if-range") {
+        None => true,
+        // Like the original, only a date form of If-Range is honoured.
+        Some(v) => httpdate::parse_http_date(v)
+            .map(|d| mtime <= d)
+            .unwrap_or(true),
+    };
+    if let (Some(range), true) = (req.header("range"), range_applies) {
+        match parse_range(range, size) {
+            RangeSpec::Ignore => {}
+            RangeSpec::Unsatisfiable => {
+                let mut r = status_only(resp, StatusCode::RANGE_NOT_SATISFIABLE);
+                r.headers_mut()
+                    .insert(header::CONTENT_RANGE, hv(&format!("bytes */{size}")));
+                return Ok(r);
+            }
+            RangeSpec::Range(a, b) => {
+                start = a;
+                len = b - a + 1;
+                *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                resp.headers_mut()
+                    .insert(header::CONTENT_RANGE, hv(&format!("bytes {a}-{b}/{size}")));
+            }
+        }
+    }
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if *req.method() == Method::HEAD || len == 0 {
+        return Ok(resp);
+    }
+    *resp.body_mut() = Body::File(FileBody::new(file, start, len, ctx.cfg.chunk_size));
+    Ok(resp)
+}
+
+fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn status_only(mut resp: Response<Body>, status: StatusCode) -> Response<Body> {
+    *resp.status_mut() = status;
+    resp.headers_mut().remove(header::CONTENT_TYPE);
+    if status != StatusCode::NOT_MODIFIED {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    resp
+}
+
+/// The X-Sendfile answer: an empty body and the file's canonical path.
+fn sendfile_answer(hname: &str, path: &Path, digest: Option<&str>) -> HttpResult<Response<Body>> {
+    let real = io::canonicalize(path)?;
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
+        h.insert("digest", d);
+    }
+    let name = header::HeaderName::from_bytes(hname.as_bytes())
+        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let value = HeaderValue::from_bytes(real.as_os_str().as_encoded_bytes())
+        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR))?;
+    h.insert(name, value);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(""));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    Ok(resp)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeSpec {
+    Ignore,
+    Unsatisfiable,
+    Range(u64, u64),
+}
+
+/// Parses a single `bytes=` range against a file size.
+fn parse_range(v: &str, size: u64) -> RangeSpec {
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Unsatisfiable;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Unsatisfiable;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else {
+            return RangeSpec::Unsatisfiable;
+        };
+        if n == 0 || size == 0 {
+            return RangeSpec::Unsatisfiable;
+        }
+        let n = n.min(size);
+        return RangeSpec::Range(size - n, size - 1);
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeSpec::Unsatisfiable;
+    };
+    if start >= size {
+        return RangeSpec::Unsatisfiable;
+    }
+    let end = if b.is_empty() {
+        size - 1
+    } else {
+        match b.parse::<u64>() {
+            Ok(e) if e >= start => e.min(size - 1),
+            _ => return RangeSpec::Unsatisfiable,
+        }
+    };
+    RangeSpec::Range(start, end)
+}
+
+/// Content type from the file name, like Python's `mimetypes`.
+pub fn guess_type(path: &Path) -> &'static str {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let ext = name.rsplit('.').next().unwrap_or("");
+    match ext {
+        _ if !name.contains('.') => "application/octet-stream",
+        "txt" | "log" | "sha256" | "asc" | "md5" => "text/plain",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "ico" => "image/vnd.microsoft.icon",
+        "pdf" => "application/pdf",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "zip" => "application/zip",
+        "xz" => "application/x-xz",
+        "bz2" => "application/x-bzip2",
+        "deb" => "application/vnd.debian.binary-package",
+        "rpm" => "application/x-rpm",
+        "iso" => "application/x-iso9660-image",
+        "sh" => "application/x-sh",
+        "py" => "text/x-python",
+        "c" | "h" => "text/x-c",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Range(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeSpec::Range(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeSpec::Range(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), RangeSpec::Range(0, 99));
+        assert_eq!(parse_range("bytes=50-1000", 100), RangeSpec::Range(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-2", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,3-4", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=x-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn types() {
+        assert_eq!(guess_type(Path::new("a.txt")), "text/plain");
+        assert_eq!(guess_type(Path::new("a.tar.gz")), "application/gzip");
+        assert_eq!(guess_type(Path::new("README")), "application/octet-stream");
+        assert_eq!(guess_type(Path::new("x.svg")), "image/svg+xml");
+    }
+}

@@ -1,0 +1,199 @@
+//! Format directories (http-api.md §7.8–7.9) and format lookup shared with
+//! the artifact endpoints.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use hyper::header::{HeaderValue, CONTENT_DISPOSITION};
+use hyper::{Method, Response};
+use serde_json::{json, Value};
+
+use super::route::Parent;
+use super::{file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use crate::cleanup::RunKind;
+use crate::io;
+use crate::store::meta;
+use crate::store::names::Alias;
+use crate::store::repo::JobRef;
+
+/// A format found on disk.
+pub struct FormatLoc {
+    /// The job, for formats addressed under `branches/`.
+    pub job: Option<JobRef>,
+    pub name: String,
+    pub dir: PathBuf,
+    /// Canonical URL of the format directory, with its trailing slash.
+    pub url: String,
+}
+
+/// Resolves the format of a route. `write` requests through an alias get
+/// 405 with `Allow: GET`. Returns 404 when the directory does not exist.
+pub async fn locate(
+    ctx: &Ctx,
+    user: &Option<String>,
+    parent: &Parent,
+    format: &str,
+    write: bool,
+) -> HttpResult<FormatLoc> {
+    let repo = user_repo(ctx, user)?;
+    let fname = name(format)?;
+    let loc = match parent {
+        Parent::Job { branch, tag, job } => {
+            let branch = name(branch)?;
+            let tag = resolve_tag(&repo, &branch, tag, write, "GET").await?;
+            let jr = JobRef {
+                repo: repo.clone(),
+                branch,
+                tag,
+                job: name(job)?,
+            };
+            FormatLoc {
+                dir: jr.dir().join(&fname),
+                url: format!("{}{}/", jr.url(), fname),
+                job: Some(jr),
+                name: fname,
+            }
+        }
+        Parent::Version {
+            product,
+            variant,
+            pbranch,
+            version,
+        } => {
+            let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
+            let ver = names_version(version, write)?;
+            let dir = repo
+                .products_dir()
+                .join(&p)
+                .join(&v)
+                .join(&pb)
+                .join(&ver)
+                .join(&fname);
+            FormatLoc {
+                url: format!("{}/products/{p}/{v}/{pb}/{ver}/{fname}/", repo.url_prefix()),
+                dir,
+                job: None,
+                name: fname,
+            }
+        }
+    };
+    if !io::is_dir(&loc.dir).await {
+        return Err(HttpError::not_found());
+    }
+    Ok(loc)
+}
+
+fn names_version(raw: &str, write: bool) -> HttpResult<String> {
+    let v = crate::store::names::lower(raw);
+    if Alias::parse(&v).is_some() {
+        return Err(if write {
+            HttpError::method_not_allowed("GET")
+        } else {
+            HttpError::not_implemented("Version aliases")
+        });
+    }
+    name(&v)
+}
+
+pub async fn format_dir(
+    ctx: &Rc<Ctx>,
+    req: &mut Req,
+    user: &Option<String>,
+    parent: &Parent,
+    format: &str,
+) -> HttpResult<Response<Body>> {
+    let method = req.method().clone();
+    let is_product = matches!(parent, Parent::Version { .. });
+    if method == Method::DELETE && is_product {
+        locate(ctx, user, parent, format, false).await?;
+        return Err(HttpError::bad_request(
+            "Deleting product formats is not supported",
+        ));
+    }
+    if method == Method::PATCH && is_product {
+        return Err(HttpError::method_not_allowed("GET"));
+    }
+    let write = !matches!(method, Method::GET | Method::HEAD);
+    let loc = locate(ctx, user, parent, format, write).await?;
+    match method {
+        Method::GET => {
+            if req.path != loc.url {
+                return Ok(respond::redirect(&loc.url));
+            }
+            if req.wants_html() {
+                let index = loc.dir.join("index.html");
+                if io::stat_opt(&index)
+                    .await?
+                    .map(|s| s.is_file())
+                    .unwrap_or(false)
+                {
+                    return file::serve(ctx, req, &index, None).await;
+                }
+            }
+            let digests = meta::read_digests(&loc.dir).await;
+            let files: Vec<Value> = digests.keys().cloned().map(Value::String).collect();
+            Ok(respond::json(&json!({ "artifact_format": {
+                "name": loc.name,
+                "internal": ctx.cfg.is_internal_format(&loc.name),
+                "dirty": meta::flag(&loc.dir.join(".dirty")).await,
+                "files": files,
+            }})))
+        }
+        Method::HEAD => {
+            if meta::flag(&loc.dir.join(".dirty")).await {
+                return Err(HttpError::not_found());
+            }
+            if req.path != loc.url {
+                return Ok(respond::redirect(&loc.url));
+            }
+            Ok(respond::ok_empty())
+        }
+        Method::PATCH => {
+            if ctx.cfg.post_process_cmd.is_some() {
+                return Err(HttpError::not_implemented("DLREPO_POST_PROCESS_CMD"));
+            }
+            let _g = ctx.store.format_locks.lock(loc.dir.clone()).await;
+            io::unlink_opt(&loc.dir.join(".dirty")).await?;
+            ctx.store.forget_tree(&loc.dir);
+            Ok(respond::ok_empty())
+        }
+        Method::DELETE => {
+            let Some(job) = &loc.job else {
+                return Err(HttpError::not_found());
+            };
+            let _g = ctx.store.format_locks.lock(loc.dir.clone()).await;
+            ctx.store.delete_format(job, &loc.name).await?;
+            drop(_g);
+            ctx.cleanup.schedule(RunKind::OrphansOnly);
+            Ok(respond::ok_empty())
+        }
+        _ => Err(HttpError::method_not_allowed("DELETE,GET,HEAD,PATCH")),
+    }
+}
+
+/// `GET|HEAD …/<format>` without the slash: a redirect to the only file, or
+/// to the format directory.
+pub async fn shortcut(
+    ctx: &Rc<Ctx>,
+    _req: &mut Req,
+    user: &Option<String>,
+    parent: &Parent,
+    format: &str,
+) -> HttpResult<Response<Body>> {
+    let loc = locate(ctx, user, parent, format, false).await?;
+    if meta::flag(&loc.dir.join(".dirty")).await {
+        return Err(HttpError::not_found());
+    }
+    let digests = meta::read_digests(&loc.dir).await;
+    if digests.len() == 1 {
+        if let Some(key) = digests.keys().next().filter(|k| k.as_str() != "index.html") {
+            let mut r = respond::redirect(&format!("{}{}", loc.url, key));
+            let base = key.rsplit('/').next().unwrap_or(key);
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={base}")) {
+                r.headers_mut().insert(CONTENT_DISPOSITION, v);
+            }
+            return Ok(r);
+        }
+    }
+    Ok(respond::redirect(&loc.url))
+}

@@ -1,0 +1,41 @@
+//! Reading a JSON request body (at most 1 MiB, as the original).
+
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+
+use super::{HttpError, HttpResult, Req};
+
+const MAX_JSON: usize = 1_048_576;
+
+/// Reads the body and parses it as JSON. Invalid JSON gives
+/// `400 invalid JSON data: <error>`.
+pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
+    let Some(mut body) = req.body.take() else {
+        return Ok(Value::Null);
+    };
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| HttpError::bad_request("request body interrupted"))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_JSON {
+                return Err(HttpError::too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    serde_json::from_slice(&buf)
+        .map_err(|e| HttpError::bad_request(format!("invalid JSON data: {e}")))
+}
+
+/// The object under `key` of a JSON body, or `None` when the body is not an
+/// object or the key is missing or not an object.
+pub fn wrapped_object(v: Value, key: &str) -> Option<Map<String, Value>> {
+    match v {
+        Value::Object(mut m) => match m.remove(key) {
+            Some(Value::Object(inner)) => Some(inner),
+            _ => None,
+        },
+        _ => None,
+    }
+}

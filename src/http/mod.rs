@@ -1,0 +1,222 @@
+//! The HTTP front end: accepting connections, routing, and one module per
+//! resource. Handlers call the storage layer; errors become responses in
+//! `error.rs` only.
+
+mod artifact;
+pub mod body;
+mod error;
+mod file;
+mod format;
+mod jsonbody;
+mod listing;
+mod respond;
+pub mod route;
+pub mod server;
+mod upload;
+
+use std::rc::Rc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use crate::cleanup::Scheduler;
+use crate::config::Config;
+use crate::store::names::{self, Alias};
+use crate::store::{Repo, Store};
+pub use body::Body;
+pub use error::{HttpError, HttpResult};
+use route::Route;
+
+/// Everything a request handler needs, shared by all connections.
+pub struct Ctx {
+    pub store: Rc<Store>,
+    pub cfg: Rc<Config>,
+    pub cleanup: Rc<Scheduler>,
+}
+
+/// A request after routing: the parts, the decoded path and the body.
+pub struct Req {
+    pub parts: hyper::http::request::Parts,
+    pub body: Option<Incoming>,
+    /// Percent-decoded path; routing, redirects and ACLs work on it.
+    pub path: String,
+}
+
+impl Req {
+    pub fn method(&self) -> &Method {
+        &self.parts.method
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn query(&self) -> Vec<(String, String)> {
+        parse_query(self.parts.uri.query().unwrap_or(""))
+    }
+    pub fn wants_html(&self) -> bool {
+        respond::wants_html(&self.parts)
+    }
+}
+
+/// `application/x-www-form-urlencoded` query parsing (`+` is a space).
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    let dec = |s: &str| {
+        let s = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (dec(k), dec(v)),
+            None => (dec(p), String::new()),
+        })
+        .collect()
+}
+
+/// Answers one request.
+pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let raw = parts.uri.path();
+    let path = match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(p) => p.into_owned(),
+        Err(_) => return HttpError::not_found().into_response(),
+    };
+    let mut req = Req {
+        parts,
+        body: Some(body),
+        path,
+    };
+    let route = route::route(&req.path);
+    let resp = match dispatch(&ctx, &mut req, route).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    tracing::debug!(
+        "None@{} - {} {} {} {}",
+        req.header("x-forwarded-for")
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .unwrap_or(peer),
+        resp.status().as_u16(),
+        req.parts.method,
+        req.parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(""),
+        req.header("user-agent")
+            .map(|ua| format!("'{ua}'"))
+            .unwrap_or_else(|| "None".into())
+    );
+    resp
+}
+
+fn user_repo(ctx: &Ctx, user: &Option<String>) -> HttpResult<Repo> {
+    match user {
+        None => Ok(ctx.store.repo(None)),
+        Some(u) => {
+            let u = names::lower(u);
+            if !names::is_valid_user(&u) {
+                return Err(HttpError::not_found());
+            }
+            Ok(ctx.store.repo(Some(&u)))
+        }
+    }
+}
+
+/// Lowercases a URL name; a reserved or malformed one does not exist.
+fn name(raw: &str) -> HttpResult<String> {
+    let n = names::lower(raw);
+    if names::is_valid_name(&n) {
+        Ok(n)
+    } else {
+        Err(HttpError::not_found())
+    }
+}
+
+/// Resolves a tag segment that may be an alias. Writes through an alias
+/// are refused with 405 and the given `Allow` list.
+async fn resolve_tag(
+    repo: &Repo,
+    branch: &str,
+    tag_raw: &str,
+    write: bool,
+    allow: &str,
+) -> HttpResult<String> {
+    let tag = names::lower(tag_raw);
+    match Alias::parse(&tag) {
+        Some(_) if write => Err(HttpError::method_not_allowed(allow)),
+        Some(alias) => crate::store::tree::resolve_tag_alias(repo, branch, alias, |_| true)
+            .await?
+            .ok_or_else(HttpError::not_found),
+        None => name(&tag),
+    }
+}
+
+async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Response<Body>> {
+    let allowed = route.allowed();
+    if matches!(route, Route::NotFound) {
+        return Err(HttpError::not_found());
+    }
+    if matches!(route, Route::Registry) {
+        return Err(HttpError::not_implemented("The container registry"));
+    }
+    if !allowed.split(',').any(|m| m == req.method().as_str()) {
+        return Err(HttpError::method_not_allowed(allowed));
+    }
+    match route {
+        Route::Home | Route::UserHome { .. } => {
+            Err(HttpError::not_implemented("The web interface"))
+        }
+        Route::Cli | Route::Static { .. } => Err(HttpError::not_implemented("This page")),
+        Route::Branches { user, slash } => listing::branches(ctx, req, &user, slash).await,
+        Route::Branch {
+            user,
+            branch,
+            slash,
+        } => listing::branch(ctx, req, &user, &branch, slash).await,
+        Route::Tag {
+            user,
+            branch,
+            tag,
+            slash,
+        } => listing::tag(ctx, req, &user, &branch, &tag, slash).await,
+        Route::Job {
+            user,
+            branch,
+            tag,
+            job,
+            slash,
+        } => listing::job(ctx, req, &user, &branch, &tag, &job, slash).await,
+        Route::Format {
+            user,
+            parent,
+            format,
+        } => format::format_dir(ctx, req, &user, &parent, &format).await,
+        Route::FormatShortcut {
+            user,
+            parent,
+            format,
+        } => format::shortcut(ctx, req, &user, &parent, &format).await,
+        Route::Artifact {
+            user,
+            parent,
+            format,
+            path,
+        } => match *req.method() {
+            Method::PUT => upload::put(ctx, req, &user, &parent, &format, &path).await,
+            _ => artifact::get(ctx, req, &user, &parent, &format, &path).await,
+        },
+        Route::JobTar { .. } | Route::FormatTar { .. } | Route::VersionTar { .. } => {
+            Err(HttpError::not_implemented("Archives"))
+        }
+        Route::FormatSha256 { .. } => Err(HttpError::not_implemented("Format digests")),
+        Route::Products { .. }
+        | Route::Product { .. }
+        | Route::Variant { .. }
+        | Route::ProductBranch { .. }
+        | Route::Version { .. } => Err(HttpError::not_implemented("The products view")),
+        Route::Registry | Route::NotFound => Err(HttpError::not_found()),
+    }
+}

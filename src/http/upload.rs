@@ -1,0 +1,115 @@
+//! Artifact upload (http-api.md §7.14 and §8).
+
+use std::rc::Rc;
+
+use http_body_util::BodyExt;
+use hyper::{Response, StatusCode};
+
+use super::route::Parent;
+use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use crate::store::digest::Digest;
+use crate::store::link::ArtifactRef;
+use crate::store::names;
+use crate::store::repo::JobRef;
+use crate::store::staging::{Hasher, Staging};
+use crate::store::{tree, StoreError};
+
+pub async fn put(
+    ctx: &Rc<Ctx>,
+    req: &mut Req,
+    user: &Option<String>,
+    parent: &Parent,
+    format: &str,
+    path: &str,
+) -> HttpResult<Response<Body>> {
+    let Parent::Job { branch, tag, job } = parent else {
+        return Err(HttpError::bad_request(
+            "Uploading products is not supported",
+        ));
+    };
+    let repo = user_repo(ctx, user)?;
+    let branch = name(branch)?;
+    let tag = resolve_tag(&repo, &branch, tag, true, "GET").await?;
+    let jr = JobRef {
+        repo,
+        branch,
+        tag,
+        job: name(job)?,
+    };
+    let format = name(format)?;
+    if format == "container"
+        && !req
+            .header("user-agent")
+            .unwrap_or("")
+            .starts_with("dlrepo-server/")
+    {
+        return Err(HttpError::bad_request(
+            "Uploading container images must be done with docker push",
+        ));
+    }
+    if !ctx.cfg.is_internal_format(&format) && tree::job_locked(&jr).await {
+        return Err(HttpError::bad_request("Cannot upload files in locked jobs"));
+    }
+    if !names::is_valid_artifact_path(path) {
+        return Err(HttpError::bad_request(path));
+    }
+    let header = req.header("digest").map(str::to_string);
+    let link_only = req.header("x-dlrepo-link").map(str::to_string) == header;
+    let digest = Digest::parse(header.as_deref())
+        .map_err(|e| HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let header = header.unwrap_or_default();
+    let target = ArtifactRef {
+        job: jr,
+        format,
+        path: path.to_string(),
+    };
+
+    if !link_only {
+        let hasher = Hasher::for_algo(&digest.algo).ok_or_else(|| {
+            HttpError::with_reason(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "invalid digest: {} (this server cannot verify {} uploads)",
+                    header.to_lowercase(),
+                    digest.algo
+                ),
+            )
+        })?;
+        let mut staging = Staging::create(&ctx.store, hasher).await?;
+        receive(req, &mut staging).await?;
+        let hex = staging.finish(ctx.cfg.fsync).await?;
+        if hex != digest.hex {
+            staging.discard().await;
+            return Err(StoreError::DigestMismatch(format!(
+                "Received data does not match digest: {header}"
+            ))
+            .into());
+        }
+        // Keep the new blob pinned until it is linked, so even a zero
+        // orphan lifetime cannot collect it in between.
+        let _pin = ctx.store.pin_blob(&ctx.store.blob_path(&digest));
+        ctx.store.finalize_blob(&mut staging, &digest).await?;
+        drop(staging);
+        ctx.store.link_artifact(&target, &header, &digest).await?;
+    } else {
+        ctx.store.link_artifact(&target, &header, &digest).await?;
+    }
+    Ok(respond::text(StatusCode::CREATED, "201: Created".into()))
+}
+
+/// Streams the request body into the staging file.
+async fn receive(req: &mut Req, staging: &mut Staging) -> HttpResult<()> {
+    let Some(mut body) = req.body.take() else {
+        return Ok(());
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            tracing::debug!("upload interrupted: {e}");
+            HttpError::bad_request("upload interrupted")
+        })?;
+        if let Ok(data) = frame.into_data() {
+            staging.write(&data).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Group commit for directory fsyncs.
+//!
+//! Making a new directory entry durable needs an fsync of the directory.
+//! When many uploads land in the same directory at once, they can share one
+//! fsync: a request only needs *some* fsync of that directory that started
+//! after its own change. Requests that arrive while one is in flight wait for
+//! the next round, which starts as soon as the current one ends and covers
+//! all of them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use tokio::sync::watch;
+
+#[derive(Default)]
+struct DirState {
+    /// Rounds started so far.
+    started: u64,
+    /// Highest round any waiter needs.
+    wanted: u64,
+    running: bool,
+    /// Last finished round and its outcome (as an errno, 0 for success).
+    done: Option<watch::Sender<(u64, i32)>>,
+}
+
+/// Shares directory fsyncs between concurrent requests.
+#[derive(Clone, Default)]
+pub struct DirSyncer {
+    dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>,
+}
+
+impl DirSyncer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Returns once an fsync of `dir` that started after this call has finished.
+    pub async fn sync(&self, dir: &Path) -> io::Result<()> {
+        let (need, mut rx, start) = {
+            let mut dirs = self.dirs.borrow_mut();
+            let st = dirs.entry(dir.to_path_buf()).or_default();
+            let need = st.started + 1;
+            st.wanted = st.wanted.max(need);
+            let tx = st.done.get_or_insert_with(|| watch::channel((0, 0)).0);
+            let rx = tx.subscribe();
+            let start = !st.running;
+            if start {
+                st.running = true;
+            }
+            (need, rx, start)
+        };
+        if start {
+            tokio_uring::spawn(run(self.dirs.clone(), dir.to_path_buf()));
+        }
+        loop {
+            let (round, errno) = *rx.borrow_and_update();
+            if round >= need {
+                return if errno == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::from_raw_os_error(errno))
+                };
+            }
+            if rx.changed().await.is_err() {
+                return Err(io::Error::other("directory sync task ended"));
+            }
+        }
+    }
+}
+
+async fn run(dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>, dir: PathBuf) {
+    loop {
+        let round = {
+            let mut map = dirs.borrow_mut();
+            let Some(st) = map.get_mut(&dir) else { return };
+            if st.wanted <= st.started {
+                st.running = false;
+                // Nobody waits: forget the directory so the map stays small.
+                if st.done.as_ref().map(|t| t.receiver_count()).unwrap_or(0) == 0 {
+                    map.remove(&dir);
+                }
+                return;
+            }
+            st.started += 1;
+            st.started
+        };
+        let errno = match fsync_dir(&dir).await {
+            Ok(()) => 0,
+            Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        };
+        let map = dirs.borrow();
+        if let Some(tx) = map.get(&dir).and_then(|s| s.done.as_ref()) {
+            tx.send_replace((round, errno));
+        }
+    }
+}
+
+async fn fsync_dir(dir: &Path) -> io::Result<()> {
+    let f = super::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0).await?;
+    let res = f.sync_all().await;
+    let closed = f.close().await;
+    res.and(closed)
+}

@@ -1,0 +1,442 @@
+//! Every disk operation the server performs goes through this module.
+//!
+//! Path operations (open, statx, mkdir, rename, link, unlink) and data
+//! operations (read, write, fsync) are submitted to the io_uring ring owned
+//! by the runtime thread. The module is deliberately narrow so that the ring
+//! backend could be swapped without touching the storage layer. The few
+//! things the kernel cannot do on the ring (reading directories, setting
+//! timestamps) are plain syscalls here, kept short and documented.
+
+mod dirsync;
+mod op;
+
+pub use dirsync::DirSyncer;
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use io_uring::{opcode, types};
+
+pub use tokio_uring::fs::File;
+
+/// The subset of `statx` fields the server uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub mode: u32,
+    pub nlink: u32,
+    pub size: u64,
+    pub mtime_sec: i64,
+    pub mtime_nsec: u32,
+}
+
+impl Stat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
+    /// Modification time as Python computes it (`st_mtime`).
+    pub fn mtime_f64(&self) -> f64 {
+        self.mtime_sec as f64 + self.mtime_nsec as f64 * 1e-9
+    }
+    pub fn mtime_ns(&self) -> i128 {
+        self.mtime_sec as i128 * 1_000_000_000 + self.mtime_nsec as i128
+    }
+}
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `openat(2)` with explicit flags and mode. `O_CLOEXEC` is always added.
+pub async fn open(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
+    let p = cpath(path)?;
+    let sqe = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr())
+        .flags(flags | libc::O_CLOEXEC)
+        .mode(mode)
+        .build();
+    let (res, _) = op::submit(p, sqe).await;
+    let fd = res?;
+    // SAFETY: the kernel just handed us this descriptor and nothing else owns it.
+    Ok(File::from_std(unsafe {
+        std::fs::File::from_raw_fd(fd as i32)
+    }))
+}
+
+/// Opens an existing file for reading (following symlinks).
+pub async fn open_read(path: &Path) -> io::Result<File> {
+    open(path, libc::O_RDONLY, 0).await
+}
+
+/// Creates a new file that must not exist yet.
+pub async fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    open(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, mode).await
+}
+
+/// Creates an empty file if it does not exist. Returns whether it was created.
+pub async fn create_if_missing(path: &Path) -> io::Result<bool> {
+    match create_new(path, 0o666).await {
+        Ok(f) => {
+            f.close().await?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
+    let p = cpath(path)?;
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut buf: Box<libc::statx> = Box::new(unsafe { std::mem::zeroed() });
+    let sqe = opcode::Statx::new(
+        types::Fd(libc::AT_FDCWD),
+        p.as_ptr(),
+        &mut *buf as *mut libc::statx as *mut types::statx,
+    )
+    .flags(flags)
+    .mask(
+        libc::STATX_TYPE
+            | libc::STATX_MODE
+            | libc::STATX_NLINK
+            | libc::STATX_SIZE
+            | libc::STATX_MTIME,
+    )
+    .build();
+    let (res, (_, buf)) = op::submit((p, buf), sqe).await;
+    res?;
+    Ok(Stat {
+        mode: buf.stx_mode as u32,
+        nlink: buf.stx_nlink,
+        size: buf.stx_size,
+        mtime_sec: buf.stx_mtime.tv_sec,
+        mtime_nsec: buf.stx_mtime.tv_nsec,
+    })
+}
+
+/// `stat(2)`: follows symlinks.
+pub async fn stat(path: &Path) -> io::Result<Stat> {
+    statx_flags(path, 0).await
+}
+
+/// `lstat(2)`: does not follow a final symlink.
+pub async fn lstat(path: &Path) -> io::Result<Stat> {
+    statx_flags(path, libc::AT_SYMLINK_NOFOLLOW).await
+}
+
+/// `stat`, with "does not exist" (or "a component is not a directory") as `None`.
+pub async fn stat_opt(path: &Path) -> io::Result<Option<Stat>> {
+    match stat(path).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an error means the path is not there.
+pub fn is_missing(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
+
+pub async fn exists(path: &Path) -> bool {
+    matches!(stat_opt(path).await, Ok(Some(_)))
+}
+
+pub async fn is_dir(path: &Path) -> bool {
+    matches!(stat_opt(path).await, Ok(Some(s)) if s.is_dir())
+}
+
+/// `mkdir(2)`. An existing entry is reported as `AlreadyExists`.
+pub async fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
+    let p = cpath(path)?;
+    let sqe = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr())
+        .mode(mode)
+        .build();
+    op::submit(p, sqe).await.0.map(drop)
+}
+
+/// Creates a directory and its missing parents. Returns the directories it
+/// created, outermost first, so callers can make their entries durable.
+pub async fn mkdir_all(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    let mut missing = Vec::new();
+    let mut cur = path;
+    loop {
+        match mkdir(cur, 0o755).await {
+            Ok(()) => {
+                created.push(cur.to_path_buf());
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if !is_dir(cur).await {
+                    return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+                }
+                break;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => match cur.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => {
+                    missing.push(cur);
+                    cur = parent;
+                }
+                _ => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    while let Some(dir) = missing.pop() {
+        match mkdir(dir, 0o755).await {
+            Ok(()) => created.push(dir.to_path_buf()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(created)
+}
+
+/// `rename(2)`.
+pub async fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    let (a, b) = (cpath(from)?, cpath(to)?);
+    let sqe = opcode::RenameAt::new(
+        types::Fd(libc::AT_FDCWD),
+        a.as_ptr(),
+        types::Fd(libc::AT_FDCWD),
+        b.as_ptr(),
+    )
+    .build();
+    op::submit((a, b), sqe).await.0.map(drop)
+}
+
+/// `link(2)`: a new hard link `to` for the file `from` (not following symlinks).
+pub async fn link(from: &Path, to: &Path) -> io::Result<()> {
+    let (a, b) = (cpath(from)?, cpath(to)?);
+    let sqe = opcode::LinkAt::new(
+        types::Fd(libc::AT_FDCWD),
+        a.as_ptr(),
+        types::Fd(libc::AT_FDCWD),
+        b.as_ptr(),
+    )
+    .build();
+    op::submit((a, b), sqe).await.0.map(drop)
+}
+
+/// `symlink(2)`: a symbolic link at `link_path` whose content is `target`.
+pub async fn symlink(target: &Path, link_path: &Path) -> io::Result<()> {
+    let (a, b) = (cpath(target)?, cpath(link_path)?);
+    let sqe = opcode::SymlinkAt::new(types::Fd(libc::AT_FDCWD), a.as_ptr(), b.as_ptr()).build();
+    op::submit((a, b), sqe).await.0.map(drop)
+}
+
+/// `unlink(2)`.
+pub async fn unlink(path: &Path) -> io::Result<()> {
+    let p = cpath(path)?;
+    let sqe = opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr()).build();
+    op::submit(p, sqe).await.0.map(drop)
+}
+
+/// `unlink(2)` where a missing file is not an error. Returns whether it removed one.
+pub async fn unlink_opt(path: &Path) -> io::Result<bool> {
+    match unlink(path).await {
+        Ok(()) => Ok(true),
+        Err(e) if is_missing(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `rmdir(2)`.
+pub async fn rmdir(path: &Path) -> io::Result<()> {
+    let p = cpath(path)?;
+    let sqe = opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), p.as_ptr())
+        .flags(libc::AT_REMOVEDIR)
+        .build();
+    op::submit(p, sqe).await.0.map(drop)
+}
+
+/// Writes the whole buffer at `pos`.
+pub async fn write_all_at(file: &File, buf: Vec<u8>, pos: u64) -> io::Result<Vec<u8>> {
+    let (res, buf) = file.write_all_at(buf, pos).await;
+    res.map(|()| buf)
+}
+
+/// Reads a whole (small) file.
+pub async fn read_file(path: &Path) -> io::Result<Vec<u8>> {
+    let file = open_read(path).await?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let (res, b) = file.read_at(buf, out.len() as u64).await;
+        buf = b;
+        let n = res?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if n == buf.len() && buf.len() < 1 << 20 {
+            buf = vec![0u8; buf.len() * 4];
+        }
+    }
+    file.close().await?;
+    Ok(out)
+}
+
+/// Reads a file, with "does not exist" as `None`.
+pub async fn read_file_opt(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match read_file(path).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces a small file atomically: the content goes to a temporary name in
+/// the same directory, optionally made durable, then is renamed over `path`.
+/// A crash leaves either the old or the new content, never a torn file.
+pub async fn write_file_atomic(path: &Path, data: Vec<u8>, durable: bool) -> io::Result<()> {
+    let tmp = tmp_sibling(path);
+    let file = open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o666).await?;
+    let res = async {
+        if !data.is_empty() {
+            write_all_at(&file, data, 0).await?;
+        }
+        if durable {
+            file.sync_data().await?;
+        }
+        Ok::<(), io::Error>(())
+    }
+    .await;
+    let closed = file.close().await;
+    if let Err(e) = res.and(closed) {
+        let _ = unlink(&tmp).await;
+        return Err(e);
+    }
+    if let Err(e) = rename(&tmp, path).await {
+        let _ = unlink(&tmp).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// A temporary name next to `path`. It starts with `.` so listings skip it,
+/// and carries random bytes so concurrent writers never share it.
+pub fn tmp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = format!(".{}.tmp-{}", name.trim_start_matches('.'), random_hex(8));
+    path.with_file_name(tmp)
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        // Extremely unlikely; fall back to time and a counter, still unique per process.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8;
+        }
+    }
+    let mut s = String::with_capacity(n * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Sets a file's access and modification times to now.
+///
+/// io_uring has no `utimensat` operation; this is a plain, short syscall on
+/// the runtime thread. It is the blob "touch" that renews a blob's lease
+/// against the orphan GC, so it must happen inside the caller's critical
+/// section, which a synchronous call guarantees.
+pub fn touch(path: &Path) -> io::Result<()> {
+    nix::sys::stat::utimensat(
+        None,
+        path,
+        &nix::sys::time::TimeSpec::UTIME_NOW,
+        &nix::sys::time::TimeSpec::UTIME_NOW,
+        nix::sys::stat::UtimensatFlags::FollowSymlink,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Sets the mode bits of a path. Like `touch`, the ring has no chmod.
+pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: std::ffi::OsString,
+    /// `d_type` as reported by the file system; `None` when it did not say.
+    pub kind: Option<EntryKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+/// Lists a directory, sorted by name (byte order).
+///
+/// The kernel has no ring operation for reading directories, so this is a
+/// plain `getdents` loop. Callers that may meet huge directories (the orphan
+/// GC) use [`DirReader`] to read in bounded batches and yield in between.
+pub fn read_dir_sorted(path: &Path) -> io::Result<Vec<DirEntry>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(path)? {
+        let e = e?;
+        let kind = e.file_type().ok().map(|t| {
+            if t.is_dir() {
+                EntryKind::Dir
+            } else if t.is_file() {
+                EntryKind::File
+            } else if t.is_symlink() {
+                EntryKind::Symlink
+            } else {
+                EntryKind::Other
+            }
+        });
+        out.push(DirEntry {
+            name: e.file_name(),
+            kind,
+        });
+    }
+    out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(out)
+}
+
+/// Like [`read_dir_sorted`], with a missing directory read as empty.
+pub fn read_dir_sorted_opt(path: &Path) -> io::Result<Vec<DirEntry>> {
+    match read_dir_sorted(path) {
+        Ok(v) => Ok(v),
+        Err(e) if is_missing(&e) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a symbolic link. Plain syscall: the ring has no readlink.
+pub fn read_link(path: &Path) -> io::Result<PathBuf> {
+    std::fs::read_link(path)
+}
+
+/// Resolves a path to its canonical absolute form. Plain syscalls.
+pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
+    std::fs::canonicalize(path)
+}

@@ -1,0 +1,153 @@
+//! The `dlrepo` server binary.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use dlrepo::cleanup::{RunKind, Scheduler};
+use dlrepo::config::Config;
+use dlrepo::http::server::{self, InFlight, Listener};
+use dlrepo::http::Ctx;
+use dlrepo::logging::{self, CRITICAL};
+use dlrepo::store::Store;
+
+/// How long in-flight requests may run after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
+fn main() {
+    let cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dlrepo: {e}");
+            std::process::exit(2);
+        }
+    };
+    logging::init(&cfg);
+    let listen_fd = systemd_listen_fd();
+    let code = tokio_uring::start(run(cfg, listen_fd));
+    std::process::exit(code);
+}
+
+/// The socket passed by systemd, if `LISTEN_FDS=1` and `LISTEN_PID` is us.
+/// The variables are removed so child processes do not inherit them.
+fn systemd_listen_fd() -> Option<i32> {
+    let fds = std::env::var("LISTEN_FDS").ok();
+    let pid = std::env::var("LISTEN_PID").ok();
+    std::env::remove_var("LISTEN_FDS");
+    std::env::remove_var("LISTEN_PID");
+    std::env::remove_var("LISTEN_FDNAMES");
+    if fds.as_deref() == Some("1")
+        && pid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
+    {
+        Some(3)
+    } else {
+        None
+    }
+}
+
+async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
+    let cfg = Rc::new(cfg);
+    if cfg.auth_disabled {
+        tracing::error!(target: CRITICAL, "NO AUTHENTICATION! ANYONE CAN WRITE!");
+    } else {
+        tracing::error!(
+            target: CRITICAL,
+            "Authentication and access control are not implemented yet: every request is allowed, \
+             as with DLREPO_AUTH_DISABLED=1. ANYONE CAN WRITE! Keep this server on a trusted network."
+        );
+    }
+    if cfg.ignore_passwords {
+        tracing::error!(target: CRITICAL, "PASSWORD AUTHENTICATION BYPASSED!");
+    }
+    if let Err(e) = std::fs::create_dir_all(&cfg.root_dir) {
+        eprintln!(
+            "dlrepo: DLREPO_ROOT_DIR: cannot create {}: {e}",
+            cfg.root_dir.display()
+        );
+        return 1;
+    }
+    let listener = match listen_fd {
+        Some(fd) => Listener::from_fd(fd),
+        None => Listener::bind(&cfg.listen_address, cfg.listen_port).await,
+    };
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "dlrepo: cannot listen on {}:{}: {e}",
+                cfg.listen_address, cfg.listen_port
+            );
+            return 1;
+        }
+    };
+    let store = Store::new(cfg.clone());
+    let cleanup = Scheduler::new(store.clone());
+    let ctx = Rc::new(Ctx {
+        store,
+        cfg: cfg.clone(),
+        cleanup: cleanup.clone(),
+    });
+    tracing::info!("======== Running on {} ========", listener.describe());
+
+    spawn_signal_handlers(cleanup.clone());
+    if cfg.tag_cleanup_period > 0 {
+        let period = Duration::from_secs(cfg.tag_cleanup_period);
+        let c = cleanup.clone();
+        tokio_uring::spawn(async move {
+            // Measured fire to fire; the first run is one period after startup.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                tick.tick().await;
+                c.schedule(RunKind::Full);
+            }
+        });
+    }
+    cleanup.schedule(RunKind::Full);
+
+    let inflight = InFlight::default();
+    server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
+    tracing::info!("shutting down: waiting for {} requests", inflight.count());
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while inflight.count() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    0
+}
+
+fn spawn_signal_handlers(cleanup: Rc<Scheduler>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut usr1) => {
+            tokio_uring::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    cleanup.schedule(RunKind::Full);
+                }
+            });
+        }
+        Err(e) => tracing::error!("cannot install the SIGUSR1 handler: {e}"),
+    }
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio_uring::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: nothing to reload (no ACLs or auth file in use)");
+                }
+            });
+        }
+        Err(e) => tracing::error!("cannot install the SIGHUP handler: {e}"),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

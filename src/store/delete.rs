@@ -1,0 +1,181 @@
+//! Deleting formats, jobs, tags and branches (http-api.md §7.4–7.8).
+//!
+//! Trees are removed file by file through the ring, a bounded batch at a
+//! time, so a tag with a hundred thousand files never stalls the loop.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::repo::{JobRef, Repo};
+use super::{meta, products, tree, Store, StoreError, StoreResult};
+use crate::io;
+
+/// How many unlinks are in flight at once while removing a tree.
+const UNLINK_BATCH: usize = 32;
+
+impl Store {
+    /// Removes a directory tree; returns the bytes of the regular files it
+    /// removed (for user disk usage). A missing tree removes nothing.
+    pub async fn remove_tree(&self, dir: &Path) -> StoreResult<u64> {
+        self.forget_tree(dir);
+        let mut total = 0u64;
+        // Depth-first, post-order: files first, then the emptied folders.
+        let mut stack: Vec<(PathBuf, bool)> = vec![(dir.to_path_buf(), false)];
+        while let Some((d, visited)) = stack.pop() {
+            if visited {
+                match io::rmdir(&d).await {
+                    Ok(()) => {}
+                    Err(e) if io::is_missing(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
+            let entries = match io::read_dir_sorted(&d) {
+                Ok(v) => v,
+                Err(e) if io::is_missing(&e) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            stack.push((d.clone(), true));
+            let mut files = Vec::new();
+            for e in entries {
+                let p = d.join(&e.name);
+                if e.kind == Some(io::EntryKind::Dir) {
+                    stack.push((p, false));
+                } else if e.kind.is_none() {
+                    match io::lstat(&p).await {
+                        Ok(st) if st.is_dir() => stack.push((p, false)),
+                        _ => files.push(p),
+                    }
+                } else {
+                    files.push(p);
+                }
+            }
+            for chunk in files.chunks(UNLINK_BATCH) {
+                let sizes = futures_util::future::join_all(chunk.iter().map(|p| async move {
+                    let size = match io::lstat(p).await {
+                        Ok(st) if st.is_file() => st.size,
+                        _ => 0,
+                    };
+                    match io::unlink(p).await {
+                        Ok(()) => Ok(size),
+                        Err(e) if io::is_missing(&e) => Ok(0),
+                        Err(e) => Err(e),
+                    }
+                }))
+                .await;
+                for s in sizes {
+                    total += s?;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Removes a tree inside a repository and updates the user's usage.
+    async fn remove_accounted(&self, repo: &Repo, dir: &Path) -> StoreResult<()> {
+        let size = self.remove_tree(dir).await?;
+        if let Some(user) = &repo.user {
+            self.usage.sub(user, size).await;
+            self.usage.save(user).await?;
+        }
+        Ok(())
+    }
+
+    /// DELETE of a job: product links first, then the folder. Job locks are
+    /// not checked, as in the original.
+    pub async fn delete_job(self: &Rc<Self>, job: &JobRef) -> StoreResult<()> {
+        let dir = job.dir();
+        if !io::is_dir(&dir).await {
+            return Err(StoreError::NotFound);
+        }
+        products::remove_product_links(job).await?;
+        self.remove_accounted(&job.repo, &dir).await
+    }
+
+    /// DELETE of a format.
+    pub async fn delete_format(self: &Rc<Self>, job: &JobRef, format: &str) -> StoreResult<()> {
+        let dir = job.dir().join(format);
+        if !io::is_dir(&dir).await {
+            return Err(StoreError::NotFound);
+        }
+        if tree::job_locked(job).await && !self.cfg.is_internal_format(format) {
+            return Err(StoreError::Refused(
+                "Cannot delete format: job is locked".into(),
+            ));
+        }
+        self.remove_accounted(&job.repo, &dir).await?;
+        // Unlike 0.44, do not leave a dangling product link behind.
+        products::remove_dangling_links(job).await?;
+        Ok(())
+    }
+
+    /// Refuses to delete a locked or released tag.
+    pub async fn check_tag_deletable(
+        &self,
+        repo: &Repo,
+        branch: &str,
+        tag: &str,
+    ) -> StoreResult<()> {
+        let dir = repo.tag_dir(branch, tag);
+        if meta::flag(&dir.join(".locked")).await {
+            return Err(StoreError::Refused(format!("Tag {tag} is locked")));
+        }
+        if meta::flag(&dir.join(".released")).await {
+            return Err(StoreError::Refused(format!(
+                "Tag {tag} is released, unrelease it first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Deletes a tag's jobs (product links first), then the tag folder.
+    /// The caller has checked the tag may be deleted.
+    pub async fn delete_tag_unchecked(
+        self: &Rc<Self>,
+        repo: &Repo,
+        branch: &str,
+        tag: &str,
+    ) -> StoreResult<()> {
+        let dir = repo.tag_dir(branch, tag);
+        for job in tree::list_dirs(&dir).await? {
+            let jr = JobRef {
+                repo: repo.clone(),
+                branch: branch.into(),
+                tag: tag.into(),
+                job,
+            };
+            products::remove_product_links(&jr).await?;
+            self.remove_accounted(repo, &jr.dir()).await?;
+        }
+        self.remove_accounted(repo, &dir).await
+    }
+
+    pub async fn delete_tag(
+        self: &Rc<Self>,
+        repo: &Repo,
+        branch: &str,
+        tag: &str,
+    ) -> StoreResult<()> {
+        if !io::is_dir(&repo.tag_dir(branch, tag)).await {
+            return Err(StoreError::NotFound);
+        }
+        self.check_tag_deletable(repo, branch, tag).await?;
+        self.delete_tag_unchecked(repo, branch, tag).await
+    }
+
+    /// DELETE of a branch: refused if any tag is locked or released.
+    pub async fn delete_branch(self: &Rc<Self>, repo: &Repo, branch: &str) -> StoreResult<()> {
+        let dir = repo.branch_dir(branch);
+        if !io::is_dir(&dir).await {
+            return Err(StoreError::NotFound);
+        }
+        let tags = tree::list_dirs(&dir).await?;
+        for tag in &tags {
+            self.check_tag_deletable(repo, branch, tag).await?;
+        }
+        for tag in &tags {
+            self.delete_tag_unchecked(repo, branch, tag).await?;
+        }
+        self.remove_accounted(repo, &dir).await
+    }
+}

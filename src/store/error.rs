@@ -1,0 +1,47 @@
+//! Errors of the storage layer. The HTTP layer maps them to responses in one place.
+
+use std::io;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The object does not exist (404).
+    NotFound,
+    /// The request is refused with a reason (400).
+    Refused(String),
+    /// A `Digest` header that cannot be used (422).
+    InvalidDigest(String),
+    /// The body does not hash to the announced digest (422).
+    DigestMismatch(String),
+    /// The target is in the way, e.g. a directory where a file should go (409).
+    Conflict(String),
+    /// A write through an alias (405 with this `Allow` list).
+    AliasWrite(&'static str),
+    /// Anything the file system said that is not the client's fault (500).
+    Io(io::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        if crate::io::is_missing(&e) {
+            StoreError::NotFound
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("not found"),
+            StoreError::Refused(s)
+            | StoreError::InvalidDigest(s)
+            | StoreError::DigestMismatch(s)
+            | StoreError::Conflict(s) => f.write_str(s),
+            StoreError::AliasWrite(allow) => write!(f, "alias write (allow {allow})"),
+            StoreError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}

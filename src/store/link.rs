@@ -1,0 +1,208 @@
+//! The link step shared by uploads and link-only PUTs (http-api.md §8.5).
+//!
+//! Order matters for "a refused upload creates nothing": the blob is looked
+//! up and the quota checked before any folder is created, and folders this
+//! request created are removed again if the link itself fails.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::digest::Digest;
+use super::repo::JobRef;
+use super::{meta, Store, StoreError, StoreResult};
+use crate::io;
+
+/// Where an artifact goes.
+#[derive(Debug, Clone)]
+pub struct ArtifactRef {
+    pub job: JobRef,
+    pub format: String,
+    /// Relative path inside the format, as decoded from the URL.
+    pub path: String,
+}
+
+impl ArtifactRef {
+    pub fn format_dir(&self) -> PathBuf {
+        self.job.dir().join(&self.format)
+    }
+}
+
+/// What the link step created, to undo it if the link fails.
+#[derive(Default)]
+struct Created {
+    dirs: Vec<PathBuf>,
+    files: Vec<PathBuf>,
+}
+
+impl Created {
+    async fn undo(self) {
+        for f in self.files.iter().rev() {
+            let _ = io::unlink_opt(f).await;
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = io::rmdir(d).await;
+        }
+    }
+}
+
+impl Store {
+    /// Links the blob `d` to the artifact path and records `digest_header`
+    /// (verbatim) in `.digests`. Returns `NotFound` if the blob is missing.
+    pub async fn link_artifact(
+        self: &Rc<Self>,
+        a: &ArtifactRef,
+        digest_header: &str,
+        d: &Digest,
+    ) -> StoreResult<()> {
+        let format_dir = a.format_dir();
+        let target = format_dir.join(&a.path);
+        let user = a.job.repo.user.clone();
+        let _format_guard = self.format_locks.lock(format_dir.clone()).await;
+
+        let blob = self.blob_path(d);
+        let blob_guard = self.lock_blob(&blob).await;
+        let blob_size = match io::stat_opt(&blob).await? {
+            Some(st) if st.is_file() => st.size,
+            _ => return Err(StoreError::NotFound),
+        };
+        io::touch(&blob)?;
+
+        // Quota first: a refused overwrite keeps the old file (and its usage).
+        let mut old_size = 0;
+        if let Some(user) = &user {
+            if let Some(st) = lstat_opt(&target).await? {
+                if st.is_dir() {
+                    return Err(conflict(&a.path));
+                }
+                old_size = st.size;
+            }
+            self.usage.sub(user, old_size).await;
+            if let Err(msg) = self.usage.try_add(user, blob_size).await {
+                self.usage.try_add(user, old_size).await.ok();
+                return Err(StoreError::Refused(msg));
+            }
+        }
+
+        let mut created = Created::default();
+        let result = async {
+            self.prepare_format(&a.job, &format_dir, &mut created)
+                .await?;
+            let parent = target
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| format_dir.clone());
+            if parent != format_dir {
+                created.dirs.extend(
+                    io::mkdir_all(&parent)
+                        .await
+                        .map_err(|e| path_error(e, &a.path))?,
+                );
+            }
+            link_replace(&blob, &target)
+                .await
+                .map_err(|e| path_error(e, &a.path))
+        }
+        .await;
+        drop(blob_guard);
+        if let Err(e) = result {
+            if let Some(user) = &user {
+                self.usage.sub(user, blob_size).await;
+                self.usage.try_add(user, old_size).await.ok();
+            }
+            self.forget_tree(&format_dir);
+            created.undo().await;
+            return Err(e);
+        }
+
+        let mut digests = meta::read_digests(&format_dir).await;
+        digests.insert(a.path.clone(), Value::String(digest_header.to_string()));
+        meta::write_digests(&format_dir, &digests, self.cfg.fsync).await?;
+        if let Some(user) = &user {
+            self.usage.save(user).await?;
+        }
+        drop(_format_guard);
+
+        let mut dirs: Vec<PathBuf> = vec![format_dir.clone()];
+        if let Some(p) = target.parent() {
+            dirs.push(p.to_path_buf());
+        }
+        dirs.extend(
+            created
+                .dirs
+                .iter()
+                .filter_map(|c| c.parent().map(Path::to_path_buf)),
+        );
+        self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;
+        Ok(())
+    }
+
+    /// Creates the branch, tag, job and format folders, the tag and job
+    /// `.stamp` files and the format's `.dirty`, as far as they are missing.
+    async fn prepare_format(
+        &self,
+        job: &JobRef,
+        format_dir: &Path,
+        created: &mut Created,
+    ) -> StoreResult<()> {
+        if self.is_format_ready(format_dir) {
+            return Ok(());
+        }
+        created.dirs.extend(io::mkdir_all(format_dir).await?);
+        for stamp in [job.tag_dir().join(".stamp"), job.dir().join(".stamp")] {
+            if io::create_if_missing(&stamp).await? {
+                created.files.push(stamp);
+            }
+        }
+        let dirty = format_dir.join(".dirty");
+        if io::create_if_missing(&dirty).await? {
+            created.files.push(dirty);
+        }
+        self.set_format_ready(format_dir);
+        Ok(())
+    }
+}
+
+async fn lstat_opt(p: &Path) -> std::io::Result<Option<io::Stat>> {
+    match io::lstat(p).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if io::is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn conflict(path: &str) -> StoreError {
+    StoreError::Conflict(format!("{path} is a directory or lies under a file"))
+}
+
+fn path_error(e: std::io::Error, path: &str) -> StoreError {
+    match e.raw_os_error() {
+        Some(libc::EISDIR) | Some(libc::ENOTDIR) | Some(libc::EEXIST) | Some(libc::EPERM) => {
+            conflict(path)
+        }
+        _ => StoreError::from(e),
+    }
+}
+
+/// Hard-links `blob` at `target`, atomically replacing a file already
+/// there: link to a temporary name, then rename over.
+async fn link_replace(blob: &Path, target: &Path) -> std::io::Result<()> {
+    match io::link(blob, target).await {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    if let Ok(st) = io::lstat(target).await {
+        if st.is_dir() {
+            return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+        }
+    }
+    let tmp = io::tmp_sibling(target);
+    io::link(blob, &tmp).await?;
+    let renamed = io::rename(&tmp, target).await;
+    // rename() between two links of the same inode succeeds without doing
+    // anything, leaving the temporary name behind: remove it in every case.
+    let _ = io::unlink_opt(&tmp).await;
+    renamed
+}

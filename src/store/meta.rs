@@ -1,0 +1,132 @@
+//! Reading and writing the small dotfiles of the tree.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::pyjson;
+use crate::io;
+
+/// A JSON timestamp: the float mtime of a file, or the integer 0 when the
+/// file is missing (as the original answers).
+pub fn timestamp_value(mtime: Option<f64>) -> Value {
+    match mtime.and_then(serde_json::Number::from_f64) {
+        Some(n) => Value::Number(n),
+        None => Value::from(0),
+    }
+}
+
+/// The mtime of a path (following symlinks), `None` if missing.
+pub async fn mtime(path: &Path) -> Option<f64> {
+    match io::stat_opt(path).await {
+        Ok(Some(st)) => Some(st.mtime_f64()),
+        _ => None,
+    }
+}
+
+/// Whether a flag file exists.
+pub async fn flag(path: &Path) -> bool {
+    matches!(io::stat_opt(path).await, Ok(Some(_)))
+}
+
+/// Sets or clears a flag file.
+pub async fn set_flag(path: &Path, on: bool) -> std::io::Result<()> {
+    if on {
+        io::create_if_missing(path).await.map(drop)
+    } else {
+        io::unlink_opt(path).await.map(drop)
+    }
+}
+
+/// Reads a JSON object file. Missing, unreadable or invalid files, and
+/// anything that is not an object, read as `{}`.
+pub async fn read_object(path: &Path) -> Map<String, Value> {
+    match io::read_file_opt(path).await {
+        Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    }
+}
+
+/// Reads a text file with surrounding whitespace stripped (`None` if missing).
+pub async fn read_stripped(path: &Path) -> Option<String> {
+    match io::read_file_opt(path).await {
+        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).trim().to_string()),
+        _ => None,
+    }
+}
+
+/// The `.digests` of a format directory, in file order. A `container`
+/// format without `.digests` gets digests synthesised from its files.
+pub async fn read_digests(format_dir: &Path) -> Map<String, Value> {
+    let path = format_dir.join(".digests");
+    match io::read_file_opt(&path).await {
+        Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+        Ok(None) if is_container(format_dir) => synthetic_container_digests(format_dir),
+        _ => Map::new(),
+    }
+}
+
+fn is_container(format_dir: &Path) -> bool {
+    format_dir
+        .file_name()
+        .map(|n| n == "container")
+        .unwrap_or(false)
+}
+
+/// `{<relative path>: "sha256:<basename>"}` over every regular file of a
+/// registry-written `container` format, in sorted walk order.
+pub fn synthetic_container_digests(format_dir: &Path) -> Map<String, Value> {
+    let mut out = Map::new();
+    let mut files = Vec::new();
+    walk_files(format_dir, "", &mut files);
+    for rel in files {
+        if rel == ".digests" || rel == ".dirty" {
+            continue;
+        }
+        let base = rel.rsplit('/').next().unwrap_or(&rel).to_string();
+        out.insert(rel, Value::String(format!("sha256:{base}")));
+    }
+    out
+}
+
+fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(entries) = io::read_dir_sorted(dir) else {
+        return;
+    };
+    for e in entries {
+        let name = e.name.to_string_lossy().into_owned();
+        let rel = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let full = dir.join(&e.name);
+        match std::fs::metadata(&full) {
+            Ok(m) if m.is_dir() => walk_files(&full, &rel, out),
+            Ok(m) if m.is_file() => out.push(rel),
+            _ => {}
+        }
+    }
+}
+
+/// Writes `.digests` as sorted Python JSON, atomically.
+pub async fn write_digests(
+    format_dir: &Path,
+    digests: &Map<String, Value>,
+    durable: bool,
+) -> std::io::Result<()> {
+    let bytes = pyjson::dumps_sorted(&Value::Object(digests.clone())).into_bytes();
+    io::write_file_atomic(&format_dir.join(".digests"), bytes, durable).await
+}
+
+/// The digest algorithm and hex of a stored digest string (`sha256:…`),
+/// when it has that shape.
+pub fn split_digest(v: &Value) -> Option<(&str, &str)> {
+    v.as_str()?.split_once(':')
+}

@@ -1,0 +1,135 @@
+//! The storage layer: the on-disk tree of `layout.md`, the blob store, and
+//! the upload and link paths. Nothing here knows about HTTP.
+
+pub mod blobs;
+pub mod delete;
+pub mod digest;
+pub mod error;
+pub mod link;
+pub mod locks;
+pub mod meta;
+pub mod names;
+pub mod products;
+pub mod pyjson;
+pub mod repo;
+pub mod staging;
+pub mod tree;
+pub mod usage;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::config::Config;
+use crate::io::DirSyncer;
+
+pub use error::{StoreError, StoreResult};
+pub use repo::Repo;
+
+/// Shared state of the storage layer, owned by the runtime thread.
+pub struct Store {
+    pub root: PathBuf,
+    pub cfg: Rc<Config>,
+    /// Blob and staging paths inside a check → touch → link/rename/unlink
+    /// sequence. The orphan GC takes the same lock around statx → unlink.
+    pub blob_locks: locks::KeyLocks<PathBuf>,
+    /// Blobs a request relies on between two locked sections.
+    pub blob_pins: RefCell<std::collections::HashMap<PathBuf, u32>>,
+    /// Format directories whose `.digests`/`.dirty` are being rewritten.
+    pub format_locks: locks::KeyLocks<PathBuf>,
+    /// Staging file names (uuids) that a request is using.
+    pub active_uploads: RefCell<HashSet<String>>,
+    pub dir_sync: DirSyncer,
+    /// Directories known to exist (`.uploads`, blob shards), to save a mkdir
+    /// per request. An ENOENT drops the entry and the caller retries.
+    known_dirs: RefCell<HashSet<PathBuf>>,
+    /// Format directories whose tag and job `.stamp`, folders and `.dirty`
+    /// are known to exist. Deletes and finalisation forget them.
+    ready_formats: RefCell<HashSet<PathBuf>>,
+    pub usage: usage::Usage,
+}
+
+impl Store {
+    pub fn new(cfg: Rc<Config>) -> Rc<Store> {
+        Rc::new(Store {
+            root: cfg.root_dir.clone(),
+            usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
+            cfg,
+            blob_locks: locks::KeyLocks::new(),
+            blob_pins: RefCell::new(std::collections::HashMap::new()),
+            format_locks: locks::KeyLocks::new(),
+            active_uploads: RefCell::new(HashSet::new()),
+            dir_sync: DirSyncer::new(),
+            known_dirs: RefCell::new(HashSet::new()),
+            ready_formats: RefCell::new(HashSet::new()),
+        })
+    }
+
+    pub fn repo(&self, user: Option<&str>) -> Repo {
+        Repo::new(&self.root, user)
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.root.join(".uploads")
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join(".blobs")
+    }
+
+    /// Ensures a directory exists, using the cache of known directories.
+    /// Returns the directories it had to create.
+    pub async fn ensure_dir(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        if self.known_dirs.borrow().contains(dir) {
+            return Ok(Vec::new());
+        }
+        let created = crate::io::mkdir_all(dir).await?;
+        self.known_dirs.borrow_mut().insert(dir.to_path_buf());
+        Ok(created)
+    }
+
+    pub fn forget_dir(&self, dir: &Path) {
+        self.known_dirs.borrow_mut().remove(dir);
+    }
+
+    pub fn is_format_ready(&self, format_dir: &Path) -> bool {
+        self.ready_formats.borrow().contains(format_dir)
+    }
+
+    pub fn set_format_ready(&self, format_dir: &Path) {
+        self.ready_formats
+            .borrow_mut()
+            .insert(format_dir.to_path_buf());
+    }
+
+    /// Forgets every cached fact about `dir` and everything below it. Called
+    /// whenever a delete or a finalisation changes that part of the tree.
+    pub fn forget_tree(&self, dir: &Path) {
+        self.ready_formats
+            .borrow_mut()
+            .retain(|p| !p.starts_with(dir));
+        self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
+    }
+
+    /// Makes new directory entries durable when `DLREPO_FSYNC=1`.
+    pub async fn sync_dirs<'a>(
+        &self,
+        dirs: impl IntoIterator<Item = &'a Path>,
+    ) -> std::io::Result<()> {
+        if !self.cfg.fsync {
+            return Ok(());
+        }
+        let mut seen: Vec<&Path> = Vec::new();
+        for d in dirs {
+            if !seen.contains(&d) {
+                seen.push(d);
+            }
+        }
+        let futs = seen.into_iter().map(|d| self.dir_sync.sync(d));
+        for r in futures_util::future::join_all(futs).await {
+            r?;
+        }
+        Ok(())
+    }
+}

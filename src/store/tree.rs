@@ -1,0 +1,159 @@
+//! Read-side queries over the tree: listings, flags, timestamps, aliases.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use super::names::Alias;
+use super::repo::{JobRef, Repo};
+use super::{meta, StoreResult};
+use crate::io::{self, EntryKind};
+
+/// The visible sub-directories of `dir`, sorted by name: entries starting
+/// with `.` and non-directories (following symlinks) are skipped. A missing
+/// directory lists as empty.
+pub async fn list_dirs(dir: &Path) -> StoreResult<Vec<String>> {
+    let mut out = Vec::new();
+    for e in io::read_dir_sorted_opt(dir)? {
+        let Some(name) = e.name.to_str() else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let is_dir = match e.kind {
+            Some(EntryKind::Dir) => true,
+            Some(EntryKind::File) | Some(EntryKind::Other) => false,
+            Some(EntryKind::Symlink) | None => io::is_dir(&dir.join(name)).await,
+        };
+        if is_dir {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// A tag's flags and texts, as the branch view shows them.
+#[derive(Debug, Clone)]
+pub struct TagInfo {
+    pub name: String,
+    pub timestamp: Option<f64>,
+    pub released: bool,
+    pub locked: bool,
+    pub stable: bool,
+    pub publish_status: Option<String>,
+    pub description: Option<String>,
+}
+
+pub async fn tag_info(repo: &Repo, branch: &str, tag: &str) -> TagInfo {
+    let dir = repo.tag_dir(branch, tag);
+    TagInfo {
+        name: tag.to_string(),
+        timestamp: meta::mtime(&dir.join(".stamp")).await,
+        released: meta::flag(&dir.join(".released")).await,
+        locked: meta::flag(&dir.join(".locked")).await,
+        stable: meta::flag(&dir.join(".stable")).await,
+        publish_status: meta::read_stripped(&dir.join(".publish-status")).await,
+        description: meta::read_stripped(&dir.join(".description")).await,
+    }
+}
+
+/// The branch's `.cleanup_policy` with `max_daily_tags` and
+/// `max_released_tags` defaulting to 0.
+pub async fn cleanup_policy(repo: &Repo, branch: &str) -> Map<String, Value> {
+    let mut policy = meta::read_object(&repo.branch_dir(branch).join(".cleanup_policy")).await;
+    for key in ["max_daily_tags", "max_released_tags"] {
+        if !policy.contains_key(key) {
+            policy.insert(key.to_string(), Value::from(0));
+        }
+    }
+    policy
+}
+
+/// Counts shown in the branches listing.
+#[derive(Debug, Clone, Default)]
+pub struct BranchCounts {
+    pub daily: u64,
+    pub released: u64,
+    pub locked: u64,
+    pub stable: u64,
+}
+
+pub async fn branch_counts(repo: &Repo, branch: &str) -> StoreResult<BranchCounts> {
+    let mut c = BranchCounts::default();
+    let bdir = repo.branch_dir(branch);
+    for tag in list_dirs(&bdir).await? {
+        let dir = bdir.join(&tag);
+        if meta::flag(&dir.join(".released")).await {
+            c.released += 1;
+        } else {
+            c.daily += 1;
+        }
+        if meta::flag(&dir.join(".locked")).await {
+            c.locked += 1;
+        }
+        if meta::flag(&dir.join(".stable")).await {
+            c.stable += 1;
+        }
+    }
+    Ok(c)
+}
+
+/// Resolves an alias among `tags` of a branch. `readable` filters the
+/// candidates (the caller's read ACL).
+pub async fn resolve_tag_alias(
+    repo: &Repo,
+    branch: &str,
+    alias: Alias,
+    readable: impl Fn(&str) -> bool,
+) -> StoreResult<Option<String>> {
+    let bdir = repo.branch_dir(branch);
+    let mut tags = Vec::new();
+    for t in list_dirs(&bdir).await? {
+        if !readable(&t) {
+            continue;
+        }
+        let ts = meta::mtime(&bdir.join(&t).join(".stamp"))
+            .await
+            .unwrap_or(0.0);
+        tags.push((t, ts));
+    }
+    // Newest first; the sort is stable, so equal times keep name order.
+    tags.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    if alias == Alias::Latest {
+        return Ok(tags.into_iter().next().map(|t| t.0));
+    }
+    let skip = if alias == Alias::Stable { 0 } else { 1 };
+    let mut stable = Vec::new();
+    for (t, _) in tags {
+        if meta::flag(&bdir.join(&t).join(".stable")).await {
+            stable.push(t);
+            if stable.len() > skip {
+                break;
+            }
+        }
+    }
+    Ok(stable.into_iter().nth(skip))
+}
+
+/// A job's stored metadata followed by the dynamic keys `locked`, `name`
+/// and `released` (a dynamic key replaces a stored one in place).
+pub async fn job_summary(job: &JobRef) -> Map<String, Value> {
+    let dir = job.dir();
+    let mut m = meta::read_object(&dir.join(".metadata")).await;
+    m.insert(
+        "locked".into(),
+        Value::Bool(meta::flag(&dir.join(".locked")).await),
+    );
+    m.insert("name".into(), Value::String(job.job.clone()));
+    m.insert(
+        "released".into(),
+        Value::Bool(meta::flag(&dir.join(".released")).await),
+    );
+    m
+}
+
+/// Whether a job is locked.
+pub async fn job_locked(job: &JobRef) -> bool {
+    meta::flag(&job.dir().join(".locked")).await
+}

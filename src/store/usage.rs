@@ -1,0 +1,123 @@
+//! Per-user disk usage and the quota check (cleanup.md §4.1).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::io;
+
+pub struct Usage {
+    root: PathBuf,
+    quota: u64,
+    cached: RefCell<HashMap<String, u64>>,
+}
+
+impl Usage {
+    pub fn new(root: PathBuf, quota: u64) -> Usage {
+        Usage {
+            root,
+            quota,
+            cached: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn file(&self, user: &str) -> PathBuf {
+        self.root.join("users").join(user).join(".disk_usage")
+    }
+
+    /// The current usage, loaded from `.disk_usage` the first time.
+    pub async fn get(&self, user: &str) -> u64 {
+        if let Some(v) = self.cached.borrow().get(user) {
+            return *v;
+        }
+        let v = match io::read_file_opt(&self.file(user)).await {
+            Ok(Some(b)) => String::from_utf8_lossy(&b)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0),
+            _ => 0,
+        };
+        // Another request may have loaded it meanwhile; keep theirs.
+        *self
+            .cached
+            .borrow_mut()
+            .entry(user.to_string())
+            .or_insert(v)
+    }
+
+    /// Adds `size` if the quota allows it; otherwise returns the refusal text.
+    pub async fn try_add(&self, user: &str, size: u64) -> Result<(), String> {
+        let used = self.get(user).await;
+        if used.saturating_add(size) > self.quota {
+            return Err(format!(
+                "User {user} quota exceeded ({}/{}). Please make some ménage.",
+                human(used),
+                human(self.quota)
+            ));
+        }
+        self.cached
+            .borrow_mut()
+            .insert(user.to_string(), used + size);
+        Ok(())
+    }
+
+    pub async fn sub(&self, user: &str, size: u64) {
+        let used = self.get(user).await;
+        self.cached
+            .borrow_mut()
+            .insert(user.to_string(), used.saturating_sub(size));
+    }
+
+    /// Replaces the usage (quota refresh).
+    pub fn set(&self, user: &str, value: u64) {
+        self.cached.borrow_mut().insert(user.to_string(), value);
+    }
+
+    /// Writes the cached usage to `.disk_usage`.
+    pub async fn save(&self, user: &str) -> std::io::Result<()> {
+        let v = self.get(user).await;
+        let dir = self.root.join("users").join(user);
+        if !io::is_dir(&dir).await {
+            return Ok(());
+        }
+        io::write_file_atomic(&self.file(user), v.to_string().into_bytes(), false).await
+    }
+}
+
+/// Decimal human-readable size, as the original prints it.
+pub fn human(v: u64) -> String {
+    if v == 0 {
+        return "0".into();
+    }
+    let mut f = v as f64;
+    let mut unit = "";
+    for u in ["K", "M", "G", "T"] {
+        if f >= 1000.0 {
+            f /= 1000.0;
+            unit = u;
+        } else {
+            break;
+        }
+    }
+    if f < 100.0 {
+        format!("{f:.1}{unit}")
+    } else {
+        format!("{f:.0}{unit}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(0), "0");
+        assert_eq!(human(14), "14.0");
+        assert_eq!(human(20), "20.0");
+        assert_eq!(human(10737418240), "10.7G");
+        assert_eq!(human(123456), "123K");
+        assert_eq!(human(999), "999");
+        assert_eq!(human(1000), "1.0K");
+    }
+}
