@@ -51,6 +51,8 @@ pub struct Config {
     pub cli_path: Option<PathBuf>,
     /// `DLREPO_FSYNC`: make uploads durable before answering 201.
     pub fsync: bool,
+    /// `DLREPO_HEADER_TIMEOUT`: seconds a client has to send its request head.
+    pub header_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +225,7 @@ impl Config {
             publish_max_requests: env.int("DLREPO_PUBLISH_MAX_REQUESTS", 1)?,
             cli_path: env.string("DLREPO_CLI_PATH").map(PathBuf::from),
             fsync,
+            header_timeout: env.int("DLREPO_HEADER_TIMEOUT", 30)?,
         })
     }
 

@@ -155,6 +155,21 @@ async fn resolve_tag(
 }
 
 async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Response<Body>> {
+    // aiohttp's parser rejects method tokens it does not know.
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if !KNOWN.contains(req.method()) {
+        return Err(HttpError::new(hyper::StatusCode::BAD_REQUEST));
+    }
     let allowed = route.allowed();
     if matches!(route, Route::NotFound) {
         return Err(HttpError::not_found());

@@ -13,8 +13,6 @@ use tokio::net::{TcpListener, UnixListener};
 
 use super::{handle, Ctx};
 
-/// Time a client has to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (request line plus headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -125,6 +123,7 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 }
 
 fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
+    let header_timeout = ctx.cfg.header_timeout;
     let peer = match &conn {
         Conn::Tcp(s) => s
             .peer_addr()
@@ -147,7 +146,7 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(Duration::from_secs(header_timeout.max(1)))
         .max_buf_size(MAX_HEAD)
         .keep_alive(true);
     tokio_uring::spawn(async move {

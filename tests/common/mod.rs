@@ -1,0 +1,478 @@
+//! Test harness: starts the real `dlrepo` binary on a temporary root and a
+//! free loopback port, and talks raw HTTP/1.1 to it. When a test fails, the
+//! server's log and the root's tree are printed.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub root: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+    log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Extra environment for a server.
+pub type Env<'a> = &'a [(&'a str, &'a str)];
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(env: Env) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).expect("root");
+        Server::start_in(tmp, root, env)
+    }
+
+    /// Starts on an existing root (for pre-filled trees).
+    pub fn start_on(root_fill: impl FnOnce(&Path), env: Env) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).expect("root");
+        root_fill(&root);
+        Server::start_in(tmp, root, env)
+    }
+
+    fn start_in(tmp: tempfile::TempDir, root: PathBuf, env: Env) -> Server {
+        let log = tmp.path().join("server.log");
+        let mut tmp = Some(tmp);
+        for _attempt in 0..5 {
+            let port = free_port();
+            let logf = std::fs::File::create(&log).expect("log file");
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_dlrepo"));
+            cmd.env_clear()
+                .env("DLREPO_ROOT_DIR", &root)
+                .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
+                .env("DLREPO_LISTEN_PORT", port.to_string())
+                .env("DLREPO_LOG_OUTPUT", "console")
+                .env("DLREPO_LOG_LEVEL", "DEBUG")
+                .env("DLREPO_AUTH_DISABLED", "1")
+                .env("DLREPO_FSYNC", "0")
+                .env("DLREPO_TAG_CLEANUP_PERIOD", "0");
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(logf.try_clone().expect("log"))
+                .stderr(logf)
+                .spawn()
+                .expect("spawn dlrepo");
+            let mut s = Server {
+                root: root.clone(),
+                port,
+                child: Some(child),
+                log: log.clone(),
+                _tmp: tmp.take(),
+            };
+            if s.wait_ready() {
+                return s;
+            }
+            // Port taken between our probe and the bind: try another.
+            s.stop();
+            tmp = s._tmp.take();
+        }
+        panic!(
+            "dlrepo did not start; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return false;
+                }
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` at least `count` times.
+    pub fn wait_log(&self, needle: &str, count: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.log().matches(needle).count() >= count {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// `find`-like listing of the root, for failure reports and assertions.
+    pub fn tree(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&self.root, &self.root, &mut out);
+        out.sort();
+        out
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        s
+    }
+
+    pub fn req(&self, method: &str, path: &str) -> Request<'_> {
+        Request {
+            server: self,
+            method: method.into(),
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+            chunked: false,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.req("GET", path).send()
+    }
+
+    pub fn put_file(&self, path: &str, data: &[u8]) -> Response {
+        self.req("PUT", path)
+            .header("Digest", &sha256_digest(data))
+            .body(data)
+            .send()
+    }
+
+    pub fn delete(&self, path: &str) -> Response {
+        self.req("DELETE", path).send()
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+        let md = std::fs::symlink_metadata(&p);
+        match md {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                out.push(format!("{rel} -> {t}"));
+            }
+            Ok(m) if m.is_dir() => {
+                out.push(format!("{rel}/"));
+                walk(root, &p, out);
+            }
+            Ok(m) => out.push(format!(
+                "{rel} ({} bytes, {} links, mode {:o})",
+                m.len(),
+                m.nlink(),
+                m.mode() & 0o7777
+            )),
+            Err(_) => out.push(rel),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("==== server log ====\n{}", self.log());
+            eprintln!("==== tree of {} ====", self.root.display());
+            for l in self.tree() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(data))
+}
+
+pub struct Request<'a> {
+    server: &'a Server,
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    chunked: bool,
+}
+
+impl Request<'_> {
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn body(mut self, b: &[u8]) -> Self {
+        self.body = Some(b.to_vec());
+        self
+    }
+    pub fn json(self, v: &str) -> Self {
+        self.header("Content-Type", "application/json")
+            .body(v.as_bytes())
+    }
+    pub fn chunked(mut self) -> Self {
+        self.chunked = true;
+        self
+    }
+    pub fn send(self) -> Response {
+        let mut s = self.server.connect();
+        s.write_all(&self.encode()).expect("send");
+        read_response(&mut BufReader::new(s), &self.method)
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = format!(
+            "{} {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n",
+            self.method, self.path, self.server.port
+        )
+        .into_bytes();
+        for (k, v) in &self.headers {
+            out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        match (&self.body, self.chunked) {
+            (Some(b), true) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                for c in b.chunks(7) {
+                    out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                    out.extend_from_slice(c);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            (Some(b), false) => {
+                out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", b.len()).as_bytes());
+                out.extend_from_slice(b);
+            }
+            (None, _) => out.extend_from_slice(b"\r\n"),
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// Asserts the status and, for errors, the original's body shape.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status {} {}: {}",
+            self.status,
+            self.reason,
+            self.text()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, reason: &str) -> &Self {
+        self.expect(status);
+        assert_eq!(self.reason, reason, "status line reason");
+        assert_eq!(self.text(), format!("{status}: {reason}"), "error body");
+        assert_eq!(
+            self.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+        self
+    }
+    #[track_caller]
+    pub fn expect_redirect(&self, location: &str) -> &Self {
+        self.expect(302);
+        assert_eq!(self.header("location"), Some(location), "Location");
+        self
+    }
+}
+
+/// Reads one response. HEAD and 1xx/204/304 answers have no body.
+pub fn read_response(r: &mut impl BufRead, method: &str) -> Response {
+    loop {
+        let mut line = Vec::new();
+        r.read_until(b'\n', &mut line).expect("status line");
+        let line = String::from_utf8_lossy(&line)
+            .trim_end_matches(['\r', '\n'])
+            .to_string();
+        assert!(line.starts_with("HTTP/1."), "bad status line {line:?}");
+        let mut parts = line.splitn(3, ' ');
+        parts.next();
+        let status: u16 = parts.next().unwrap_or("0").parse().unwrap_or(0);
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = Vec::new();
+            r.read_until(b'\n', &mut h).expect("header");
+            let h = String::from_utf8_lossy(&h).trim_end().to_string();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        if status == 100 {
+            continue;
+        }
+        let mut resp = Response {
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+        };
+        if method == "HEAD" || status == 304 || status == 204 {
+            return resp;
+        }
+        if let Some(len) = resp
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).expect("body");
+            resp.body = body;
+        } else if resp
+            .header("transfer-encoding")
+            .map(|v| v.contains("chunked"))
+            .unwrap_or(false)
+        {
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).expect("chunk size");
+                let n = usize::from_str_radix(l.trim(), 16).expect("chunk size hex");
+                let mut c = vec![0; n + 2];
+                r.read_exact(&mut c).expect("chunk");
+                if n == 0 {
+                    break;
+                }
+                resp.body.extend_from_slice(&c[..n]);
+            }
+        } else {
+            r.read_to_end(&mut resp.body).ok();
+        }
+        return resp;
+    }
+}
+
+/// Parsed JSON bodies for comparisons that ignore float timestamps.
+pub fn strip_timestamps(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(t) = m.get_mut("timestamp") {
+                *t = serde_json::Value::from("T");
+            }
+            for (_, x) in m.iter_mut() {
+                strip_timestamps(x);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_timestamps),
+        _ => {}
+    }
+}
+
+pub fn file_mode(p: &Path) -> u32 {
+    std::fs::metadata(p).map(|m| m.mode() & 0o7777).unwrap_or(0)
+}
+
+pub fn nlink(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.nlink()).unwrap_or(0)
+}
+
+pub fn files_under(p: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn rec(root: &Path, d: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                rec(root, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(root).unwrap_or(&p).display().to_string(),
+                    std::fs::read(&p).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    rec(p, p, &mut out);
+    out
+}
