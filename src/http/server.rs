@@ -147,7 +147,7 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(header_timeout.max(1)))
-        .max_buf_size(MAX_HEAD)
+        .max_header_size(MAX_HEAD)
         .keep_alive(true);
     tokio_uring::spawn(async move {
         let res = match conn {

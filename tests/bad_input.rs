@@ -1,0 +1,180 @@
+//! Hostile and malformed requests: each gets a clear error, nothing is
+//! written, and the server keeps serving.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn assert_nothing_written(s: &Server) {
+    let tree = s.tree();
+    let stray: Vec<&String> = tree
+        .iter()
+        .filter(|l| {
+            !l.starts_with("branches/b/")
+                && *l != "branches/"
+                && !l.starts_with(".blobs")
+                && !l.starts_with(".uploads")
+        })
+        .collect();
+    assert!(stray.is_empty(), "unexpected entries: {stray:?}");
+    let staging = std::fs::read_dir(s.path(".uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(staging, 0, "staging files left");
+}
+
+#[test]
+fn path_traversal_in_every_form() {
+    let s = Server::start();
+    s.put_file("/branches/b/t/j/f/ok", b"ok").expect(201);
+    for path in [
+        "/branches/../t/j/f/a",
+        "/branches/%2e%2e/t/j/f/a",
+        "/branches/b/%2E%2E/j/f/a",
+        "/branches/b/t/../f/a",
+        "/branches/b/t/j/%2e%2e/a",
+        "/branches/.x/t/j/f/a",
+        "/branches/b/.t/j/f/a",
+        "/branches/b/t/.j/f/a",
+        "/branches/b/t/j/.f/a",
+        "/~../branches/b/t/j/f/a",
+        "/~./branches/b/t/j/f/a",
+        "/~.hidden/branches/b/t/j/f/a",
+        "/%7e../branches/b/t/j/f/a",
+    ] {
+        let r = s.put_file(path, b"evil");
+        assert_eq!(r.status, 404, "PUT {path}: {} {}", r.status, r.text());
+        let r = s.get(path);
+        assert_eq!(r.status, 404, "GET {path}: {}", r.status);
+    }
+    for (path, reason) in [
+        (
+            "/branches/b/t/j/f/../../../../../etc/passwd",
+            "../../../../../etc/passwd",
+        ),
+        ("/branches/b/t/j/f/%2e%2e/%2e%2e/x", "../../x"),
+        ("/branches/b/t/j/f/a/%2E%2E%2Fb", "a/../b"),
+        ("/branches/b/t/j/f//etc/passwd", "/etc/passwd"),
+        ("/branches/b/t/j/f/./x", "./x"),
+        ("/branches/b/t/j/f/.digests", ".digests"),
+        ("/branches/b/t/j/f/.dirty", ".dirty"),
+    ] {
+        s.put_file(path, b"evil").expect_error(400, reason);
+        s.get(path).expect_error(400, reason);
+    }
+    // NUL bytes and invalid UTF-8 never reach the file system.
+    s.put_file("/branches/b/t/j/f/a%00b", b"evil").expect(400);
+    s.put_file("/branches/b/t/j/f/a%ffb", b"evil").expect(404);
+    s.get("/~../branches/").expect(404);
+    s.get("/~%2e%2e/branches/").expect(404);
+    assert_nothing_written(&s);
+    assert!(!std::path::Path::new(&s.root).join("../etc").exists());
+}
+
+#[test]
+fn oversized_headers_are_refused() {
+    let s = Server::start();
+    let mut c = s.connect();
+    let big = "x".repeat(100_000);
+    write!(
+        c,
+        "GET /branches/ HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.starts_with("HTTP/1.1 431"),
+        "got {:?}",
+        text.lines().next()
+    );
+    s.get("/branches/").expect(200);
+}
+
+#[test]
+fn slow_clients_are_cut_off_after_the_header_timeout() {
+    let s = Server::start_with(&[("DLREPO_HEADER_TIMEOUT", "1")]);
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /branches/ HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "connection not closed after the timeout ({waited:?})"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    s.get("/branches/").expect(200);
+}
+
+#[test]
+fn malformed_requests_get_400() {
+    let s = Server::start();
+    let mut c = s.connect();
+    c.write_all(b"THIS IS NOT HTTP\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    // Bad chunked encoding mid-upload: the upload is dropped.
+    let mut c = s.connect();
+    write!(
+        c,
+        "PUT /branches/b/t/j/f/a HTTP/1.1\r\nHost: x\r\nDigest: {}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n",
+        sha256_digest(b"hello")
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("201"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(s.path(".uploads"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+        > 0
+    {
+        assert!(Instant::now() < deadline, "staging file left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!s.path("branches").exists());
+    s.get("/branches/").expect(200);
+    assert!(!s.log().contains("panicked"), "{}", s.log());
+}
+
+#[test]
+fn invalid_json_bodies() {
+    let s = Server::start();
+    s.put_file("/branches/b/t/j/f/ok", b"ok").expect(201);
+    for body in ["", "{", "nul", "{\"branch\": }"] {
+        let r = s.req("POST", "/branches/b/").json(body).send();
+        r.expect(400);
+        assert!(
+            r.reason.starts_with("invalid JSON data:"),
+            "{body:?}: {}",
+            r.reason
+        );
+    }
+    assert!(!s.path("branches/b/.cleanup_policy").exists());
+}
+
+#[test]
+fn unknown_routes_and_registry_placeholder() {
+    let s = Server::start();
+    s.get("/nope").expect_error(404, "Not Found");
+    s.get("/v2").expect(404);
+    s.get("/branches//").expect(404);
+    s.get("/branches/a{b}/").expect(404);
+}
