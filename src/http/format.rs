@@ -146,7 +146,8 @@ pub async fn format_dir(
             if req.path != loc.url {
                 return Ok(respond::redirect(&loc.url));
             }
-            Ok(respond::ok_empty())
+            // Like the original: no Content-Length on this probe.
+            Ok(Response::new(Body::empty()))
         }
         Method::PATCH => {
             if ctx.cfg.post_process_cmd.is_some() {

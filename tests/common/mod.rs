@@ -44,13 +44,38 @@ impl Server {
         Server::start_in(tmp, root, env)
     }
 
+    /// Starts the original Python dlrepo 0.44 on an existing root.
+    pub fn start_original_on(root_fill: impl FnOnce(&Path), env: Env) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(&root).expect("root");
+        root_fill(&root);
+        let py = original_python();
+        Server::launch(tmp, root, env, || {
+            let mut c = Command::new(&py);
+            c.arg("-m").arg("dlrepo");
+            c
+        })
+    }
+
     fn start_in(tmp: tempfile::TempDir, root: PathBuf, env: Env) -> Server {
+        Server::launch(tmp, root, env, || {
+            Command::new(env!("CARGO_BIN_EXE_dlrepo"))
+        })
+    }
+
+    fn launch(
+        tmp: tempfile::TempDir,
+        root: PathBuf,
+        env: Env,
+        program: impl Fn() -> Command,
+    ) -> Server {
         let log = tmp.path().join("server.log");
         let mut tmp = Some(tmp);
         for _attempt in 0..5 {
             let port = free_port();
             let logf = std::fs::File::create(&log).expect("log file");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_dlrepo"));
+            let mut cmd = program();
             cmd.env_clear()
                 .env("DLREPO_ROOT_DIR", &root)
                 .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
@@ -233,6 +258,38 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// The Python interpreter of a virtualenv holding the original dlrepo 0.44,
+/// created on first use (it needs network access to PyPI, and the Debian
+/// packages libldap2-dev, libsasl2-dev and sassc to build).
+pub fn original_python() -> PathBuf {
+    static PY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44");
+        let py = venv.join("bin/python");
+        let ok = |py: &Path| {
+            Command::new(py).args(["-c", "import dlrepo"]).status().map(|s| s.success()).unwrap_or(false)
+        };
+        if ok(&py) {
+            return py;
+        }
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("run setup command");
+            assert!(
+                out.status.success(),
+                "setting up the original dlrepo failed ({:?}):\n{}\n{}\nOn Debian: apt-get install libldap2-dev libsasl2-dev sassc",
+                cmd,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        run(Command::new(venv.join("bin/pip")).args(["install", "-q", "dlrepo==0.44"]));
+        assert!(ok(&py), "dlrepo 0.44 is not importable after installation");
+        py
+    })
+    .clone()
 }
 
 pub fn free_port() -> u16 {
