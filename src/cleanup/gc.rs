@@ -106,7 +106,7 @@ async fn check_one(
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             store.active_uploads.borrow().contains(name)
         } else {
-            store.is_blob_pinned(path)
+            false
         }
     };
     if in_use(store) {

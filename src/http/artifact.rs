@@ -5,7 +5,7 @@ use std::rc::Rc;
 use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::{Method, Response, StatusCode};
 
-use super::format::locate;
+use super::format::{resolve, FormatLoc};
 use super::route::Parent;
 use super::{file, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
@@ -26,20 +26,34 @@ pub async fn get(
             return probe_digest(ctx, &value).await;
         }
     }
-    let loc = locate(ctx, user, parent, format, false).await?;
+    let loc = resolve(ctx, user, parent, format, false).await?;
     if !names::is_valid_artifact_path(path) {
+        if !io::is_dir(&loc.dir).await {
+            return Err(HttpError::not_found());
+        }
         return Err(HttpError::bad_request(path));
     }
     let full = loc.dir.join(path);
-    let Some(st) = io::stat_opt(&full).await? else {
-        if !is_head {
-            if let Some(resp) = sha256_fallback(req, &loc.dir, &loc.url, path).await {
-                return Ok(resp);
+    // Open first: on the common path (the file exists) this answers the
+    // format and file existence checks with one ring operation.
+    let file = match io::open_read(&full).await {
+        Ok(f) => f,
+        Err(e) if io::is_missing(&e) => {
+            if !io::is_dir(&loc.dir).await {
+                return Err(HttpError::not_found());
             }
+            if !is_head {
+                if let Some(resp) = sha256_fallback(ctx, req, &loc, path).await {
+                    return Ok(resp);
+                }
+            }
+            return Err(HttpError::not_found());
         }
-        return Err(HttpError::not_found());
+        Err(e) => return Err(e.into()),
     };
-    if st.is_dir() {
+    let st = file.statx().await?;
+    if st.stx_mode as u32 & libc::S_IFMT == libc::S_IFDIR {
+        drop(file);
         if is_head || !req.wants_html() {
             return Err(HttpError::not_found());
         }
@@ -51,20 +65,22 @@ pub async fn get(
             return Ok(respond::redirect(&canonical));
         }
         let index = full.join("index.html");
-        if io::stat_opt(&index)
-            .await?
-            .map(|s| s.is_file())
-            .unwrap_or(false)
-        {
-            return file::serve(ctx, req, &index, None).await;
-        }
-        return Err(HttpError::not_implemented("Directory index pages"));
+        return match io::open_read(&index).await {
+            Ok(f) => {
+                let st = f.statx().await?;
+                file::serve_open(ctx, req, &index, f, st, None).await
+            }
+            Err(e) if io::is_missing(&e) => {
+                Err(HttpError::not_implemented("Directory index pages"))
+            }
+            Err(e) => Err(e.into()),
+        };
     }
     let canonical = format!("{}{}", loc.url, path);
     if req.path != canonical {
         return Ok(respond::redirect(&canonical));
     }
-    let digests = meta::read_digests(&loc.dir).await;
+    let digests = loc.digests(ctx).await;
     let digest = match digests.get(path).and_then(|v| v.as_str()) {
         Some(d) => Some(d.to_string()),
         None => container_digest(&loc.name, path),
@@ -72,7 +88,7 @@ pub async fn get(
     if is_head {
         let mut r = respond::ok_empty();
         r.headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(st.size));
+            .insert(CONTENT_LENGTH, HeaderValue::from(st.stx_size));
         if let Some(d) = digest
             .as_deref()
             .and_then(|d| HeaderValue::from_str(d).ok())
@@ -81,16 +97,17 @@ pub async fn get(
         }
         return Ok(r);
     }
-    file::serve(ctx, req, &full, digest.as_deref()).await
+    file::serve_open(ctx, req, &full, file, st, digest.as_deref()).await
 }
 
 /// `HEAD` with `Digest`: does the blob exist? Renews its lease if so.
 async fn probe_digest(ctx: &Ctx, value: &str) -> HttpResult<Response<Body>> {
     let d = Digest::parse(Some(value))
         .map_err(|e| HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    match ctx.store.probe_blob(&d).await? {
+    match ctx.store.hold_blob(&d, true).await? {
         None => Err(HttpError::not_found()),
-        Some(size) => {
+        Some(blob) => {
+            let size = blob.size;
             let mut r = respond::ok_empty();
             r.headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from(size));
@@ -104,13 +121,14 @@ async fn probe_digest(ctx: &Ctx, value: &str) -> HttpResult<Response<Body>> {
 
 /// `<file>.sha256` for a file recorded with a `sha256:` digest.
 async fn sha256_fallback(
+    ctx: &Ctx,
     req: &Req,
-    dir: &std::path::Path,
-    url: &str,
+    loc: &FormatLoc,
     path: &str,
 ) -> Option<Response<Body>> {
     let base = path.strip_suffix(".sha256")?;
-    let digests = meta::read_digests(dir).await;
+    let url = &loc.url;
+    let digests = loc.digests(ctx).await;
     let (algo, hex) = meta::split_digest(digests.get(base)?)?;
     if algo != "sha256" {
         return None;

@@ -19,11 +19,23 @@ pub async fn serve(
     path: &Path,
     digest: Option<&str>,
 ) -> HttpResult<Response<Body>> {
+    let file = io::open_read(path).await?;
+    let stx = file.statx().await?;
+    serve_open(ctx, req, path, file, stx, digest).await
+}
+
+/// Serves a file the caller already opened and stat'ed.
+pub async fn serve_open(
+    ctx: &Rc<Ctx>,
+    req: &Req,
+    path: &Path,
+    file: io::File,
+    stx: libc::statx,
+    digest: Option<&str>,
+) -> HttpResult<Response<Body>> {
     if let Some(hname) = &ctx.cfg.x_sendfile_header {
         return sendfile_answer(hname, path, digest);
     }
-    let file = io::open_read(path).await?;
-    let stx = file.statx().await?;
     let size = stx.stx_size;
     let mtime_ns = stx.stx_mtime.tv_sec as i128 * 1_000_000_000 + stx.stx_mtime.tv_nsec as i128;
     let etag = format!("\"{:x}-{:x}\"", mtime_ns.max(0), size);

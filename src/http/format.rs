@@ -26,9 +26,36 @@ pub struct FormatLoc {
     pub url: String,
 }
 
+impl FormatLoc {
+    /// The format's `.digests`. Formats reached through `products/` symlinks
+    /// are read from disk: the cache is keyed by the `branches/` path.
+    pub async fn digests(&self, ctx: &Ctx) -> std::rc::Rc<serde_json::Map<String, Value>> {
+        if self.job.is_some() {
+            ctx.store.digests(&self.dir).await
+        } else {
+            std::rc::Rc::new(meta::read_digests(&self.dir).await)
+        }
+    }
+}
+
 /// Resolves the format of a route. `write` requests through an alias get
 /// 405 with `Allow: GET`. Returns 404 when the directory does not exist.
 pub async fn locate(
+    ctx: &Ctx,
+    user: &Option<String>,
+    parent: &Parent,
+    format: &str,
+    write: bool,
+) -> HttpResult<FormatLoc> {
+    let loc = resolve(ctx, user, parent, format, write).await?;
+    if !io::is_dir(&loc.dir).await {
+        return Err(HttpError::not_found());
+    }
+    Ok(loc)
+}
+
+/// Like [`locate`], without checking that the directory exists.
+pub async fn resolve(
     ctx: &Ctx,
     user: &Option<String>,
     parent: &Parent,
@@ -77,9 +104,6 @@ pub async fn locate(
             }
         }
     };
-    if !io::is_dir(&loc.dir).await {
-        return Err(HttpError::not_found());
-    }
     Ok(loc)
 }
 
@@ -130,7 +154,7 @@ pub async fn format_dir(
                     return file::serve(ctx, req, &index, None).await;
                 }
             }
-            let digests = meta::read_digests(&loc.dir).await;
+            let digests = loc.digests(ctx).await;
             let files: Vec<Value> = digests.keys().cloned().map(Value::String).collect();
             Ok(respond::json(&json!({ "artifact_format": {
                 "name": loc.name,
@@ -185,7 +209,7 @@ pub async fn shortcut(
     if meta::flag(&loc.dir.join(".dirty")).await {
         return Err(HttpError::not_found());
     }
-    let digests = meta::read_digests(&loc.dir).await;
+    let digests = loc.digests(ctx).await;
     if digests.len() == 1 {
         if let Some(key) = digests.keys().next().filter(|k| k.as_str() != "index.html") {
             let mut r = respond::redirect(&format!("{}{}", loc.url, key));

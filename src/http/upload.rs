@@ -85,12 +85,11 @@ pub async fn put(
             ))
             .into());
         }
-        // Keep the new blob pinned until it is linked, so even a zero
+        // The blob stays locked from its rename to its link, so even a zero
         // orphan lifetime cannot collect it in between.
-        let _pin = ctx.store.pin_blob(&ctx.store.blob_path(&digest));
-        ctx.store.finalize_blob(&mut staging, &digest).await?;
+        let blob = ctx.store.finalize_blob(&mut staging, &digest).await?;
         drop(staging);
-        ctx.store.link_artifact(&target, &header, &digest).await?;
+        ctx.store.link_held(&target, &header, blob).await?;
     } else {
         ctx.store.link_artifact(&target, &header, &digest).await?;
     }
@@ -108,7 +107,7 @@ async fn receive(req: &mut Req, staging: &mut Staging) -> HttpResult<()> {
             HttpError::bad_request("upload interrupted")
         })?;
         if let Ok(data) = frame.into_data() {
-            staging.write(&data).await?;
+            staging.write(data).await?;
         }
     }
     Ok(())

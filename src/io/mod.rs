@@ -84,10 +84,7 @@ pub async fn create_new(path: &Path, mode: u32) -> io::Result<File> {
 /// Creates an empty file if it does not exist. Returns whether it was created.
 pub async fn create_if_missing(path: &Path) -> io::Result<bool> {
     match create_new(path, 0o666).await {
-        Ok(f) => {
-            f.close().await?;
-            Ok(true)
-        }
+        Ok(_f) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e),
     }
@@ -203,6 +200,16 @@ pub async fn mkdir_all(path: &Path) -> io::Result<Vec<PathBuf>> {
 
 /// `rename(2)`.
 pub async fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    rename_flags(from, to, 0).await
+}
+
+/// `renameat2(2)` with `RENAME_NOREPLACE`: fails with `AlreadyExists`
+/// instead of replacing `to`.
+pub async fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    rename_flags(from, to, libc::RENAME_NOREPLACE).await
+}
+
+async fn rename_flags(from: &Path, to: &Path, flags: u32) -> io::Result<()> {
     let (a, b) = (cpath(from)?, cpath(to)?);
     let sqe = opcode::RenameAt::new(
         types::Fd(libc::AT_FDCWD),
@@ -210,6 +217,7 @@ pub async fn rename(from: &Path, to: &Path) -> io::Result<()> {
         types::Fd(libc::AT_FDCWD),
         b.as_ptr(),
     )
+    .flags(flags)
     .build();
     op::submit((a, b), sqe).await.0.map(drop)
 }
@@ -266,6 +274,9 @@ pub async fn write_all_at(file: &File, buf: Vec<u8>, pos: u64) -> io::Result<Vec
 }
 
 /// Reads a whole (small) file.
+///
+/// A read shorter than the buffer is taken as the end of the file, which
+/// holds for regular files and saves a ring round trip per dotfile.
 pub async fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     let file = open_read(path).await?;
     let mut out = Vec::new();
@@ -274,15 +285,16 @@ pub async fn read_file(path: &Path) -> io::Result<Vec<u8>> {
         let (res, b) = file.read_at(buf, out.len() as u64).await;
         buf = b;
         let n = res?;
-        if n == 0 {
+        out.extend_from_slice(&buf[..n]);
+        if n < buf.len() {
             break;
         }
-        out.extend_from_slice(&buf[..n]);
-        if n == buf.len() && buf.len() < 1 << 20 {
+        if buf.len() < 1 << 20 {
             buf = vec![0u8; buf.len() * 4];
         }
     }
-    file.close().await?;
+    // Dropping a tokio-uring file submits its close without waiting for it.
+    drop(file);
     Ok(out)
 }
 

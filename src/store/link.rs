@@ -9,9 +9,10 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use super::blobs::HeldBlob;
 use super::digest::Digest;
 use super::repo::JobRef;
-use super::{meta, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult};
 use crate::io;
 
 /// Where an artifact goes.
@@ -56,18 +57,25 @@ impl Store {
         digest_header: &str,
         d: &Digest,
     ) -> StoreResult<()> {
+        let need_size = a.job.repo.user.is_some();
+        let blob = self
+            .hold_blob(d, need_size)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        self.link_held(a, digest_header, blob).await
+    }
+
+    /// The link step proper, for a blob the caller holds locked.
+    pub async fn link_held(
+        self: &Rc<Self>,
+        a: &ArtifactRef,
+        digest_header: &str,
+        blob: HeldBlob,
+    ) -> StoreResult<()> {
         let format_dir = a.format_dir();
         let target = format_dir.join(&a.path);
         let user = a.job.repo.user.clone();
         let _format_guard = self.format_locks.lock(format_dir.clone()).await;
-
-        let blob = self.blob_path(d);
-        let blob_guard = self.lock_blob(&blob).await;
-        let blob_size = match io::stat_opt(&blob).await? {
-            Some(st) if st.is_file() => st.size,
-            _ => return Err(StoreError::NotFound),
-        };
-        io::touch(&blob)?;
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         let mut old_size = 0;
@@ -79,7 +87,7 @@ impl Store {
                 old_size = st.size;
             }
             self.usage.sub(user, old_size).await;
-            if let Err(msg) = self.usage.try_add(user, blob_size).await {
+            if let Err(msg) = self.usage.try_add(user, blob.size).await {
                 self.usage.try_add(user, old_size).await.ok();
                 return Err(StoreError::Refused(msg));
             }
@@ -100,12 +108,14 @@ impl Store {
                         .map_err(|e| path_error(e, &a.path))?,
                 );
             }
-            link_replace(&blob, &target)
+            link_replace(&blob.path, &target)
                 .await
                 .map_err(|e| path_error(e, &a.path))
         }
         .await;
-        drop(blob_guard);
+        let blob_size = blob.size;
+        // Linked (or failed): the GC may look at the blob again.
+        drop(blob);
         if let Err(e) = result {
             if let Some(user) = &user {
                 self.usage.sub(user, blob_size).await;
@@ -116,9 +126,9 @@ impl Store {
             return Err(e);
         }
 
-        let mut digests = meta::read_digests(&format_dir).await;
-        digests.insert(a.path.clone(), Value::String(digest_header.to_string()));
-        meta::write_digests(&format_dir, &digests, self.cfg.fsync).await?;
+        let mut digests = self.digests(&format_dir).await;
+        Rc::make_mut(&mut digests).insert(a.path.clone(), Value::String(digest_header.to_string()));
+        self.write_digests(&format_dir, digests).await?;
         if let Some(user) = &user {
             self.usage.save(user).await?;
         }

@@ -17,15 +17,20 @@ pub mod tree;
 pub mod usage;
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::io::DirSyncer;
 
 pub use error::{StoreError, StoreResult};
 pub use repo::Repo;
+
+/// How many formats' `.digests` are kept parsed in memory.
+const DIGESTS_CACHE_FORMATS: usize = 4096;
 
 /// Shared state of the storage layer, owned by the runtime thread.
 pub struct Store {
@@ -34,8 +39,10 @@ pub struct Store {
     /// Blob and staging paths inside a check → touch → link/rename/unlink
     /// sequence. The orphan GC takes the same lock around statx → unlink.
     pub blob_locks: locks::KeyLocks<PathBuf>,
-    /// Blobs a request relies on between two locked sections.
-    pub blob_pins: RefCell<std::collections::HashMap<PathBuf, u32>>,
+    /// Parsed `.digests` of recently used formats. Every write of a
+    /// `.digests` goes through [`Store::write_digests`], which keeps this
+    /// in step; deletes drop the entries below them.
+    digests_cache: RefCell<HashMap<PathBuf, Rc<Map<String, Value>>>>,
     /// Format directories whose `.digests`/`.dirty` are being rewritten.
     pub format_locks: locks::KeyLocks<PathBuf>,
     /// Staging file names (uuids) that a request is using.
@@ -57,7 +64,7 @@ impl Store {
             usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
             cfg,
             blob_locks: locks::KeyLocks::new(),
-            blob_pins: RefCell::new(std::collections::HashMap::new()),
+            digests_cache: RefCell::new(HashMap::new()),
             format_locks: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
             dir_sync: DirSyncer::new(),
@@ -110,6 +117,42 @@ impl Store {
             .borrow_mut()
             .retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
+        self.digests_cache
+            .borrow_mut()
+            .retain(|p, _| !p.starts_with(dir));
+    }
+
+    /// The `.digests` of a format, from the cache or from disk.
+    pub async fn digests(&self, format_dir: &Path) -> Rc<Map<String, Value>> {
+        if let Some(d) = self.digests_cache.borrow().get(format_dir) {
+            return d.clone();
+        }
+        let d = Rc::new(meta::read_digests(format_dir).await);
+        self.cache_digests(format_dir, d.clone());
+        d
+    }
+
+    fn cache_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) {
+        let mut cache = self.digests_cache.borrow_mut();
+        if cache.len() >= DIGESTS_CACHE_FORMATS && !cache.contains_key(format_dir) {
+            // Crude but bounded: start over rather than track recency.
+            cache.clear();
+        }
+        cache.insert(format_dir.to_path_buf(), d);
+    }
+
+    /// Writes a format's `.digests` (sorted Python JSON, atomically) and
+    /// caches it. The caller holds the format lock.
+    pub async fn write_digests(
+        &self,
+        format_dir: &Path,
+        d: Rc<Map<String, Value>>,
+    ) -> std::io::Result<()> {
+        // Drop the entry first: if the write fails, the next reader goes to disk.
+        self.digests_cache.borrow_mut().remove(format_dir);
+        meta::write_digests(format_dir, &d, self.cfg.fsync).await?;
+        self.cache_digests(format_dir, d);
+        Ok(())
     }
 
     /// Makes new directory entries durable when `DLREPO_FSYNC=1`.

@@ -9,13 +9,16 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use sha2::Digest as _;
 
 use super::digest::to_hex;
 use super::Store;
 use crate::io::{self, File};
 
-/// Size of the buffers handed to the ring.
+/// Bytes gathered before one vectored write is submitted.
 const WRITE_CHUNK: usize = 1 << 20;
 
 /// Hash algorithms the server can verify uploads with.
@@ -56,21 +59,31 @@ impl Hasher {
     }
 }
 
-type InFlight = tokio_uring::InFlightOneshot<
-    tokio_uring::WriteData<Vec<u8>>,
-    tokio_uring::WriteTransform<Vec<u8>>,
->;
+/// A write submitted to the ring: its task, offset and length.
+type InFlight = (tokio::task::JoinHandle<std::io::Result<usize>>, usize);
+
+/// Frames smaller than this are copied into one buffer.
+const SMALL_FRAME: usize = 32 * 1024;
+/// Buffers per vectored write (the kernel takes at most 1024).
+const MAX_IOVECS: usize = 64;
+
+/// At most this many writes are in flight per upload.
+const MAX_INFLIGHT: usize = 2;
 
 pub struct Staging {
     store: Rc<Store>,
     uuid: String,
     path: PathBuf,
-    file: Option<File>,
+    file: Option<Rc<File>>,
     hasher: Option<Hasher>,
-    buf: Vec<u8>,
+    /// Received frames not yet handed to the ring (no copy: hyper's buffers).
+    pending: Vec<Bytes>,
+    /// Small frames copied together.
+    tail: BytesMut,
+    pending_len: usize,
     /// Bytes handed to the ring so far.
     written: u64,
-    inflight: Option<(InFlight, u64, usize)>,
+    inflight: VecDeque<InFlight>,
     /// Set once the file was renamed or removed by its owner.
     consumed: bool,
 }
@@ -92,11 +105,13 @@ impl Staging {
                         store: store.clone(),
                         uuid,
                         path,
-                        file: Some(file),
+                        file: Some(Rc::new(file)),
                         hasher: Some(hasher),
-                        buf: Vec::with_capacity(WRITE_CHUNK),
+                        pending: Vec::new(),
+                        tail: BytesMut::new(),
+                        pending_len: 0,
                         written: 0,
-                        inflight: None,
+                        inflight: VecDeque::new(),
                         consumed: false,
                     });
                 }
@@ -121,61 +136,78 @@ impl Staging {
     }
 
     pub fn len(&self) -> u64 {
-        self.written + self.buf.len() as u64
+        self.written + self.pending_len as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Appends data: hashes it now and writes it through the ring.
-    pub async fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
-        if let Some(h) = self.hasher.as_mut() {
-            h.update(data);
+    /// Appends data: hashes it now and hands it to the ring in batches.
+    pub async fn write(&mut self, data: Bytes) -> std::io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
         }
-        while !data.is_empty() {
-            let room = WRITE_CHUNK - self.buf.len();
-            let n = room.min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.buf.len() == WRITE_CHUNK {
-                self.flush_buf().await?;
-            }
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&data);
+        }
+        self.pending_len += data.len();
+        if data.len() < SMALL_FRAME {
+            // Tiny frames (a chunked client's small chunks) are gathered by
+            // copying, so one write never needs more iovecs than the kernel takes.
+            self.tail.extend_from_slice(&data);
+        } else {
+            self.freeze_tail();
+            self.pending.push(data);
+        }
+        if self.pending_len >= WRITE_CHUNK || self.pending.len() >= MAX_IOVECS {
+            self.flush_pending().await?;
         }
         Ok(())
     }
 
-    /// Submits the current buffer; waits for the previous write first, so
-    /// at most two buffers are in flight (this one and the kernel's copy).
-    async fn flush_buf(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
+    /// Submits the pending frames as one vectored write. Waits for the
+    /// oldest write first when the limit of writes in flight is reached.
+    fn freeze_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.pending.push(std::mem::take(&mut self.tail).freeze());
+        }
+    }
+
+    async fn flush_pending(&mut self) -> std::io::Result<()> {
+        self.freeze_tail();
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_CHUNK));
-        let len = buf.len();
+        while self.inflight.len() >= MAX_INFLIGHT {
+            self.wait_oldest().await?;
+        }
+        let bufs = std::mem::take(&mut self.pending);
+        let len = std::mem::take(&mut self.pending_len);
         let pos = self.written;
-        self.wait_inflight().await?;
         let file = self
             .file
-            .as_ref()
+            .clone()
             .ok_or_else(|| std::io::Error::other("staging file closed"))?;
-        let op = file.write_at(buf, pos).submit();
-        self.inflight = Some((op, pos, len));
+        let task = tokio_uring::spawn(async move {
+            let (res, _) = file.writev_at_all(bufs, Some(pos)).await;
+            res
+        });
+        self.inflight.push_back((task, len));
         self.written += len as u64;
         Ok(())
     }
 
-    async fn wait_inflight(&mut self) -> std::io::Result<()> {
-        if let Some((op, pos, len)) = self.inflight.take() {
-            let (res, buf) = op.await;
-            let n = res?;
-            if n < len {
-                // Short write: finish it synchronously with the ring helper.
-                let file = self
-                    .file
-                    .as_ref()
-                    .ok_or_else(|| std::io::Error::other("staging file closed"))?;
-                io::write_all_at(file, buf[n..len].to_vec(), pos + n as u64).await?;
+    async fn wait_oldest(&mut self) -> std::io::Result<()> {
+        if let Some((task, len)) = self.inflight.pop_front() {
+            let n = task
+                .await
+                .map_err(|e| std::io::Error::other(format!("write task: {e}")))??;
+            if n != len {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "short write",
+                ));
             }
         }
         Ok(())
@@ -184,13 +216,17 @@ impl Staging {
     /// Flushes everything, optionally fdatasyncs, closes the file and
     /// returns the hex digest of the data.
     pub async fn finish(&mut self, durable: bool) -> std::io::Result<String> {
-        self.flush_buf().await?;
-        self.wait_inflight().await?;
+        self.flush_pending().await?;
+        while !self.inflight.is_empty() {
+            self.wait_oldest().await?;
+        }
         if let Some(file) = self.file.take() {
             if durable {
                 file.sync_data().await?;
             }
-            file.close().await?;
+            // The close runs in the background when the last reference goes;
+            // local file systems report write errors at write or fsync time.
+            drop(file);
         }
         Ok(self
             .hasher
@@ -206,14 +242,25 @@ impl Staging {
 
     /// Deletes the staging file now.
     pub async fn discard(mut self) {
+        self.abort_writes();
         self.file.take();
         let _ = io::unlink_opt(&self.path).await;
         self.consumed = true;
     }
 }
 
+impl Staging {
+    /// Writes still running would recreate data after an unlink; stop them.
+    fn abort_writes(&mut self) {
+        for (task, _) in self.inflight.drain(..) {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
+        self.abort_writes();
         self.store.active_uploads.borrow_mut().remove(&self.uuid);
         if !self.consumed {
             // A disconnect or an error dropped the upload: remove its file.
