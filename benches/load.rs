@@ -109,10 +109,7 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let log = std::fs::File::create(
-            base.join(format!("{}.log", kind.label().replace([' ', '='], "-"))),
-        )
-        .unwrap();
+        let log = std::fs::File::create(base.join(format!("{}.log", kind.label().replace([' ', '='], "-")))).unwrap();
         let mut cmd = match kind {
             Kind::Ours { .. } => Command::new(env!("CARGO_BIN_EXE_dlrepo")),
             Kind::Original => {
@@ -139,18 +136,12 @@ impl Server {
             .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
             .env(
                 "DLREPO_FSYNC",
-                if kind == (Kind::Ours { fsync: true }) {
-                    "1"
-                } else {
-                    "0"
-                },
+                if kind == (Kind::Ours { fsync: true }) { "1" } else { "0" },
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", kind.label()));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", kind.label()));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "{} did not start", kind.label());
@@ -169,8 +160,7 @@ impl Server {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -275,11 +265,7 @@ impl Conn {
     fn read_response(&mut self, head_only: bool, keep: bool) -> (u16, Vec<u8>, u64) {
         let mut line = String::new();
         self.r.read_line(&mut line).expect("status line");
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         let mut len: Option<u64> = None;
         let mut chunked = false;
         loop {
@@ -340,10 +326,7 @@ impl Conn {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Deterministic, incompressible-enough content.
@@ -379,13 +362,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn row(
-    s: &Server,
-    scenario: &'static str,
-    bytes: u64,
-    elapsed: Duration,
-    mut lat: Vec<f64>,
-) -> Row {
+fn row(s: &Server, scenario: &'static str, bytes: u64, elapsed: Duration, mut lat: Vec<f64>) -> Row {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let secs = elapsed.as_secs_f64();
     Row {
@@ -456,14 +433,8 @@ fn make_data(o: &Opts) -> Data {
     let mut dl = vec![0u8; o.dl_size];
     fill(&mut dl, 42);
     Data {
-        big_digest: big
-            .iter()
-            .map(|b| format!("sha256:{}", sha256_hex(b)))
-            .collect(),
-        small_digest: small
-            .iter()
-            .map(|b| format!("sha256:{}", sha256_hex(b)))
-            .collect(),
+        big_digest: big.iter().map(|b| format!("sha256:{}", sha256_hex(b))).collect(),
+        small_digest: small.iter().map(|b| format!("sha256:{}", sha256_hex(b))).collect(),
         dl_digest: format!("sha256:{}", sha256_hex(&dl)),
         big,
         small,
@@ -491,11 +462,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
             body,
             false,
         );
-        assert!(
-            st == 201 || st == 204,
-            "{}: large upload got {st}",
-            s.kind.label()
-        );
+        assert!(st == 201 || st == 204, "{}: large upload got {st}", s.kind.label());
         lat.push(t1.elapsed().as_secs_f64() * 1e3);
     }
     rows.push(row(
@@ -518,11 +485,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
             &d.small[i],
             false,
         );
-        assert!(
-            st == 201 || st == 204,
-            "{}: small upload got {st}",
-            s.kind.label()
-        );
+        assert!(st == 201 || st == 204, "{}: small upload got {st}", s.kind.label());
     });
     rows.push(row(
         s,
@@ -539,13 +502,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
         let lat = parallel(s.port, o.conns, d.small.len(), |i, c| {
             let path = s.path(&format!("bench/link/j{}/f/{i}.bin", i % o.conns));
             let dg = d.small_digest[i].as_str();
-            let (st, _, _) = c.send(
-                "PUT",
-                &path,
-                &[("Digest", dg), ("X-Dlrepo-Link", dg)],
-                b"",
-                false,
-            );
+            let (st, _, _) = c.send("PUT", &path, &[("Digest", dg), ("X-Dlrepo-Link", dg)], b"", false);
             assert_eq!(st, 201, "{}: link-only upload", s.kind.label());
         });
         rows.push(row(s, "c) link-only PUT, c=64", 0, t.elapsed(), lat));
@@ -558,11 +515,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     let lat = parallel(s.port, o.conns, n, |i, c| {
         let (st, body, _) = c.send("GET", &small_path(s, o.conns, i), &[], b"", true);
         assert_eq!(st, 200, "{}: small download", s.kind.label());
-        assert!(
-            body == d.small[i],
-            "{}: wrong bytes for small file {i}",
-            s.kind.label()
-        );
+        assert!(body == d.small[i], "{}: wrong bytes for small file {i}", s.kind.label());
     });
     rows.push(row(
         s,
@@ -611,6 +564,20 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
         t.elapsed(),
         lat,
     ));
+}
+
+/// Writes and removes as much data as a server run stores, so the first
+/// server measured does not pay for the file system's first allocations.
+fn warm_up(dir: &Path, d: &Data) {
+    let p = dir.join("warm-up");
+    {
+        let mut f = std::fs::File::create(&p).unwrap();
+        for b in &d.big {
+            f.write_all(b).unwrap();
+        }
+        f.write_all(&d.dl).unwrap();
+    }
+    let _ = std::fs::remove_file(&p);
 }
 
 /// fdatasync of a 4 KiB append, the disk's own durability limit.
@@ -676,16 +643,10 @@ fn main() {
     let o = parse_opts();
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44");
     if o.peers {
-        let st = Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/benches/setup-peers.sh"
-        ))
-        .arg(&venv)
-        .status();
-        assert!(
-            matches!(st, Ok(s) if s.success()),
-            "installing the peers failed"
-        );
+        let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/setup-peers.sh"))
+            .arg(&venv)
+            .status();
+        assert!(matches!(st, Ok(s) if s.success()), "installing the peers failed");
     }
     eprintln!("preparing data...");
     let d = Arc::new(make_data(&o));
@@ -699,6 +660,7 @@ fn main() {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .unwrap_or_default();
         let (rate, p50) = fdatasync_rate(dir);
+        warm_up(dir, &d);
         let mut rows = Vec::new();
         let mut kinds = vec![Kind::Ours { fsync: false }, Kind::Ours { fsync: true }];
         if o.peers {

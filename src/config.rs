@@ -138,29 +138,21 @@ impl Config {
     /// Reads the settings from a map of variables (for tests).
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let env = Env(vars);
-        let log_level = match env
-            .string_or("DLREPO_LOG_LEVEL", "WARNING")
-            .to_uppercase()
-            .as_str()
-        {
+        let log_level = match env.string_or("DLREPO_LOG_LEVEL", "WARNING").to_uppercase().as_str() {
             "DEBUG" => LogLevel::Debug,
             "INFO" => LogLevel::Info,
             "WARNING" | "WARN" => LogLevel::Warning,
             "ERROR" => LogLevel::Error,
             "CRITICAL" | "FATAL" => LogLevel::Critical,
             other => {
-                return Err(ConfigError(format!(
-                    "DLREPO_LOG_LEVEL: unknown level {other:?}"
-                )));
+                return Err(ConfigError(format!("DLREPO_LOG_LEVEL: unknown level {other:?}")));
             }
         };
         let log_output = match env.string("DLREPO_LOG_OUTPUT").as_deref() {
             Some("console") => LogOutput::Console,
             Some("syslog") => LogOutput::Syslog,
             Some(other) => {
-                return Err(ConfigError(format!(
-                    "DLREPO_LOG_OUTPUT: unknown output {other:?}"
-                )));
+                return Err(ConfigError(format!("DLREPO_LOG_OUTPUT: unknown output {other:?}")));
             }
             None => {
                 if nix::unistd::isatty(0).unwrap_or(false) {
@@ -177,11 +169,7 @@ impl Config {
         let fsync = match vars.get("DLREPO_FSYNC").map(String::as_str) {
             None | Some("1") => true,
             Some("0") => false,
-            Some(v) => {
-                return Err(ConfigError(format!(
-                    "DLREPO_FSYNC: expected 0 or 1, got {v:?}"
-                )))
-            }
+            Some(v) => return Err(ConfigError(format!("DLREPO_FSYNC: expected 0 or 1, got {v:?}"))),
         };
         Ok(Config {
             root_dir: PathBuf::from(env.string_or("DLREPO_ROOT_DIR", "/var/lib/dlrepo")),
@@ -243,12 +231,8 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        m.entry("DLREPO_LOG_OUTPUT".into())
-            .or_insert_with(|| "console".into());
+        let mut m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        m.entry("DLREPO_LOG_OUTPUT".into()).or_insert_with(|| "console".into());
         Config::from_map(&m)
     }
 

@@ -24,12 +24,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         if self.syslog {
             let prio = match *meta.level() {
@@ -95,9 +90,7 @@ pub fn init(cfg: &Config) {
             .with_writer(std::io::stderr)
             .try_init(),
         LogOutput::Syslog => {
-            let sock = UnixDatagram::unbound()
-                .ok()
-                .filter(|s| s.connect("/dev/log").is_ok());
+            let sock = UnixDatagram::unbound().ok().filter(|s| s.connect("/dev/log").is_ok());
             if let Some(s) = &sock {
                 let _ = s.set_nonblocking(true);
             }

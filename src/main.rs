@@ -35,9 +35,7 @@ fn systemd_listen_fd() -> Option<i32> {
     std::env::remove_var("LISTEN_FDS");
     std::env::remove_var("LISTEN_PID");
     std::env::remove_var("LISTEN_FDNAMES");
-    if fds.as_deref() == Some("1")
-        && pid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id())
-    {
+    if fds.as_deref() == Some("1") && pid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id()) {
         Some(3)
     } else {
         None
@@ -59,10 +57,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         tracing::error!(target: CRITICAL, "PASSWORD AUTHENTICATION BYPASSED!");
     }
     if let Err(e) = std::fs::create_dir_all(&cfg.root_dir) {
-        eprintln!(
-            "dlrepo: DLREPO_ROOT_DIR: cannot create {}: {e}",
-            cfg.root_dir.display()
-        );
+        eprintln!("dlrepo: DLREPO_ROOT_DIR: cannot create {}: {e}", cfg.root_dir.display());
         return 1;
     }
     let listener = match listen_fd {
@@ -139,10 +134,7 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>) {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         std::future::pending::<()>().await;
         return;
     };

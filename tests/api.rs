@@ -18,16 +18,8 @@ fn branch_tag_job_format_listings_have_the_exact_shapes() {
     std::fs::write(s.path("branches/main/tag1/.locked"), "").unwrap();
     std::fs::write(s.path("branches/main/tag1/.stable"), "").unwrap();
     std::fs::write(s.path("branches/main/tag2/.released"), "").unwrap();
-    std::fs::write(
-        s.path("branches/main/tag1/.description"),
-        "Hello W\u{f6}rld\n",
-    )
-    .unwrap();
-    std::fs::write(
-        s.path("branches/main/tag1/.publish-status"),
-        "published to http://x\n",
-    )
-    .unwrap();
+    std::fs::write(s.path("branches/main/tag1/.description"), "Hello W\u{f6}rld\n").unwrap();
+    std::fs::write(s.path("branches/main/tag1/.publish-status"), "published to http://x\n").unwrap();
     std::fs::write(
         s.path("branches/main/.cleanup_policy"),
         r#"{"max_daily_tags": 3, "extra": true}"#,
@@ -43,10 +35,7 @@ fn branch_tag_job_format_listings_have_the_exact_shapes() {
 
     let r = s.get("/branches/");
     r.expect(200);
-    assert_eq!(
-        r.header("content-type"),
-        Some("application/json; charset=utf-8")
-    );
+    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
     assert_eq!(
         r.text(),
         r#"{"branches": [{"name": "main", "daily_tags": 1, "released_tags": 1, "locked_tags": 1, "stable_tags": 1, "max_daily_tags": 3, "extra": true, "max_released_tags": 0}]}"#
@@ -95,8 +84,7 @@ fn branch_tag_job_format_listings_have_the_exact_shapes() {
         0
     );
     assert_eq!(
-        s.get("/branches/main/tag1/?product=foobar&Caps=upper")
-            .json()["tag"]["jobs"]
+        s.get("/branches/main/tag1/?product=foobar&Caps=upper").json()["tag"]["jobs"]
             .as_array()
             .unwrap()
             .len(),
@@ -183,8 +171,7 @@ fn canonical_redirects() {
     s.get("/branches/main").expect_redirect("/branches/main/");
     // Branch: no lowercase redirect, the name echoes the URL.
     assert_eq!(s.get("/branches/MAIN/").json()["branch"]["name"], "MAIN");
-    s.get("/branches/Main/Tag1")
-        .expect_redirect("/branches/main/tag1/");
+    s.get("/branches/Main/Tag1").expect_redirect("/branches/main/tag1/");
     s.req("DELETE", "/branches/main/TAG1/")
         .send()
         .expect_redirect("/branches/main/tag1/");
@@ -194,26 +181,17 @@ fn canonical_redirects() {
         .expect_redirect("/branches/main/tag1/job1/fmt/");
     s.get("/branches/main/TAG1/job1/fmt/a.txt")
         .expect_redirect("/branches/main/tag1/job1/fmt/a.txt");
-    s.req("HEAD", "/branches/main/tag1/job1/Fmt/a.txt")
-        .send()
-        .expect(302);
+    s.req("HEAD", "/branches/main/tag1/job1/Fmt/a.txt").send().expect(302);
     // Existence is checked before the redirect.
     s.get("/branches/main/nope").expect(404);
     // A missing slash on a format: the shortcut (dirty formats are absent).
     s.get("/branches/main/tag1/job1/fmt").expect(404);
-    s.req("PATCH", "/branches/main/tag1/job1/fmt/")
-        .send()
-        .expect(200);
+    s.req("PATCH", "/branches/main/tag1/job1/fmt/").send().expect(200);
     let r = s.get("/branches/main/tag1/job1/fmt");
     r.expect_redirect("/branches/main/tag1/job1/fmt/a.txt");
-    assert_eq!(
-        r.header("content-disposition"),
-        Some("attachment; filename=a.txt")
-    );
+    assert_eq!(r.header("content-disposition"), Some("attachment; filename=a.txt"));
     put(&s, "/branches/main/tag1/job1/fmt/b.txt", "b");
-    s.req("PATCH", "/branches/main/tag1/job1/fmt/")
-        .send()
-        .expect(200);
+    s.req("PATCH", "/branches/main/tag1/job1/fmt/").send().expect(200);
     s.get("/branches/main/tag1/job1/Fmt")
         .expect_redirect("/branches/main/tag1/job1/fmt/");
 }
@@ -227,29 +205,20 @@ fn aliases_resolve_by_stamp_order_and_refuse_writes() {
             .write(true)
             .open(s.path(&format!("branches/b/{t}/.stamp")))
             .unwrap();
-        f.set_modified(
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64),
-        )
-        .unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64))
+            .unwrap();
     }
     std::fs::write(s.path("branches/b/t1/.stable"), "").unwrap();
     std::fs::write(s.path("branches/b/t2/.stable"), "").unwrap();
-    s.get("/branches/b/latest/")
-        .expect_redirect("/branches/b/t3/");
-    s.get("/branches/b/stable/")
-        .expect_redirect("/branches/b/t2/");
-    s.get("/branches/b/oldstable/")
-        .expect_redirect("/branches/b/t1/");
-    s.get("/branches/b/latest/j/")
-        .expect_redirect("/branches/b/t3/j/");
+    s.get("/branches/b/latest/").expect_redirect("/branches/b/t3/");
+    s.get("/branches/b/stable/").expect_redirect("/branches/b/t2/");
+    s.get("/branches/b/oldstable/").expect_redirect("/branches/b/t1/");
+    s.get("/branches/b/latest/j/").expect_redirect("/branches/b/t3/j/");
     s.get("/branches/b/Latest/j/f/a")
         .expect_redirect("/branches/b/t3/j/f/a");
     s.req("DELETE", "/branches/b/latest/").send().expect(405);
     assert_eq!(
-        s.req("POST", "/branches/b/latest/")
-            .json("{}")
-            .send()
-            .header("allow"),
+        s.req("POST", "/branches/b/latest/").json("{}").send().header("allow"),
         Some("GET,HEAD")
     );
     let r = s.req("DELETE", "/branches/b/latest/j/").send();
@@ -276,15 +245,11 @@ fn method_not_allowed_lists_the_methods() {
         Some("DELETE,GET,POST")
     );
     assert_eq!(
-        s.req("OPTIONS", "/branches/b/t/j/f/")
-            .send()
-            .header("allow"),
+        s.req("OPTIONS", "/branches/b/t/j/f/").send().header("allow"),
         Some("DELETE,GET,HEAD,PATCH")
     );
     assert_eq!(
-        s.req("DELETE", "/branches/b/t/j/f/a")
-            .send()
-            .header("allow"),
+        s.req("DELETE", "/branches/b/t/j/f/a").send().header("allow"),
         Some("GET,HEAD,PUT")
     );
     s.req("DELETE", "/branches/b/t/j/f/a")
@@ -302,10 +267,7 @@ fn downloads_support_ranges_and_conditionals() {
     full.expect(200);
     assert_eq!(full.body, data);
     assert_eq!(full.header("accept-ranges"), Some("bytes"));
-    assert_eq!(
-        full.header("content-type"),
-        Some("application/octet-stream")
-    );
+    assert_eq!(full.header("content-type"), Some("application/octet-stream"));
     let etag = full.header("etag").unwrap().to_string();
     assert!(
         etag.starts_with('"') && etag.contains('-') && etag.ends_with("-3e8\""),
@@ -367,8 +329,7 @@ fn downloads_support_ranges_and_conditionals() {
     assert_eq!(h.header("digest"), Some(sha256_digest(&data).as_str()));
     assert!(h.header("content-type").is_none());
 
-    s.put_file("/branches/b/t/j/f/page.txt", b"text")
-        .expect(201);
+    s.put_file("/branches/b/t/j/f/page.txt", b"text").expect(201);
     assert_eq!(
         s.get("/branches/b/t/j/f/page.txt").header("content-type"),
         Some("text/plain")
@@ -376,8 +337,7 @@ fn downloads_support_ranges_and_conditionals() {
     let sha = s.get("/branches/b/t/j/f/page.txt.sha256");
     sha.expect(200);
     assert_eq!(sha.text(), format!("{}  page.txt\n", sha256_hex(b"text")));
-    s.put_file("/branches/b/t/j/f/dir/sub.txt", b"sub")
-        .expect(201);
+    s.put_file("/branches/b/t/j/f/dir/sub.txt", b"sub").expect(201);
     assert_eq!(
         s.get("/branches/b/t/j/f/dir/sub.txt.sha256").text(),
         format!("{}  sub.txt\n", sha256_hex(b"sub"))
@@ -399,10 +359,8 @@ fn files_missing_from_digests_and_dotfiles() {
     put(&s, "/branches/b/t/j/f/.hidden", "h");
     put(&s, "/branches/b/t/j/f/sub/.digests", "d");
     assert_eq!(s.get("/branches/b/t/j/f/.hidden").text(), "h");
-    s.get("/branches/b/t/j/f/.digests")
-        .expect_error(400, ".digests");
-    s.get("/branches/b/t/j/f/.dirty")
-        .expect_error(400, ".dirty");
+    s.get("/branches/b/t/j/f/.digests").expect_error(400, ".digests");
+    s.get("/branches/b/t/j/f/.dirty").expect_error(400, ".dirty");
 }
 
 #[test]
@@ -438,13 +396,11 @@ fn deletes_follow_the_lock_and_release_rules() {
     s.delete("/branches/b/t1/j/").expect(404);
     // Tags.
     std::fs::write(s.path("branches/b/t2/.locked"), "").unwrap();
-    s.delete("/branches/b/t2/")
-        .expect_error(400, "Tag t2 is locked");
+    s.delete("/branches/b/t2/").expect_error(400, "Tag t2 is locked");
     std::fs::write(s.path("branches/b/t3/.released"), "").unwrap();
     s.delete("/branches/b/t3/")
         .expect_error(400, "Tag t3 is released, unrelease it first");
-    s.delete("/branches/b/")
-        .expect_error(400, "Tag t2 is locked");
+    s.delete("/branches/b/").expect_error(400, "Tag t2 is locked");
     std::fs::remove_file(s.path("branches/b/t2/.locked")).unwrap();
     s.delete("/branches/b/")
         .expect_error(400, "Tag t3 is released, unrelease it first");

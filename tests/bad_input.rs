@@ -12,16 +12,11 @@ fn assert_nothing_written(s: &Server) {
     let stray: Vec<&String> = tree
         .iter()
         .filter(|l| {
-            !l.starts_with("branches/b/")
-                && *l != "branches/"
-                && !l.starts_with(".blobs")
-                && !l.starts_with(".uploads")
+            !l.starts_with("branches/b/") && *l != "branches/" && !l.starts_with(".blobs") && !l.starts_with(".uploads")
         })
         .collect();
     assert!(stray.is_empty(), "unexpected entries: {stray:?}");
-    let staging = std::fs::read_dir(s.path(".uploads"))
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let staging = std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0);
     assert_eq!(staging, 0, "staging files left");
 }
 
@@ -78,19 +73,11 @@ fn oversized_headers_are_refused() {
     let s = Server::start();
     let mut c = s.connect();
     let big = "x".repeat(100_000);
-    write!(
-        c,
-        "GET /branches/ HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"
-    )
-    .unwrap();
+    write!(c, "GET /branches/ HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").unwrap();
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);
-    assert!(
-        text.starts_with("HTTP/1.1 431"),
-        "got {:?}",
-        text.lines().next()
-    );
+    assert!(text.starts_with("HTTP/1.1 431"), "got {:?}", text.lines().next());
     s.get("/branches/").expect(200);
 }
 
@@ -99,8 +86,7 @@ fn slow_clients_are_cut_off_after_the_header_timeout() {
     let s = Server::start_with(&[("DLREPO_HEADER_TIMEOUT", "1")]);
     let mut c = s.connect();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"GET /branches/ HTTP/1.1\r\nHost: x\r\n")
-        .unwrap();
+    c.write_all(b"GET /branches/ HTTP/1.1\r\nHost: x\r\n").unwrap();
     let start = Instant::now();
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);
@@ -141,11 +127,7 @@ fn malformed_requests_get_400() {
         String::from_utf8_lossy(&buf)
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-        > 0
-    {
+    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) > 0 {
         assert!(Instant::now() < deadline, "staging file left");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -161,11 +143,7 @@ fn invalid_json_bodies() {
     for body in ["", "{", "nul", "{\"branch\": }"] {
         let r = s.req("POST", "/branches/b/").json(body).send();
         r.expect(400);
-        assert!(
-            r.reason.starts_with("invalid JSON data:"),
-            "{body:?}: {}",
-            r.reason
-        );
+        assert!(r.reason.starts_with("invalid JSON data:"), "{body:?}: {}", r.reason);
     }
     assert!(!s.path("branches/b/.cleanup_policy").exists());
 }

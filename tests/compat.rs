@@ -18,10 +18,7 @@ fn populate(s: &Server) {
         s.put_file(path, data).expect(201);
     };
     put("/branches/main/tag1/job1/fmt/dir/File.txt", b"hello\n");
-    put(
-        "/branches/main/tag1/job1/fmt/%C3%9Cn%C3%AF",
-        b"unicode name",
-    );
+    put("/branches/main/tag1/job1/fmt/%C3%9Cn%C3%AF", b"unicode name");
     put("/branches/main/tag1/job1/fmt2/a.bin", &[0u8, 1, 2, 3, 255]);
     let upper = format!("SHA256:{}", sha256_hex(b"upper").to_uppercase());
     s.req("PUT", "/branches/main/tag1/job1/fmt/upper.txt")
@@ -37,9 +34,7 @@ fn populate(s: &Server) {
         .header("X-Dlrepo-Link", &d)
         .send()
         .expect(201);
-    s.req("PATCH", "/branches/main/tag1/job1/fmt/")
-        .send()
-        .expect(200);
+    s.req("PATCH", "/branches/main/tag1/job1/fmt/").send().expect(200);
     s.req("POST", "/branches/main/tag1/")
         .json(r#"{"tag": {"locked": true, "stable": true, "description": " Hello W\u00f6rld "}}"#)
         .send()
@@ -72,10 +67,7 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
                 out.insert(rel, format!("dir {:o}", m.mode() & 0o7777));
                 rec(root, &p, out);
             } else if m.file_type().is_symlink() {
-                out.insert(
-                    rel,
-                    format!("link -> {}", std::fs::read_link(&p).unwrap().display()),
-                );
+                out.insert(rel, format!("link -> {}", std::fs::read_link(&p).unwrap().display()));
             } else {
                 let bytes = std::fs::read(&p).unwrap();
                 out.insert(
@@ -106,11 +98,7 @@ fn same_requests_write_byte_identical_trees() {
     let mut diffs = Vec::new();
     for k in keys {
         if a.get(k) != b.get(k) {
-            diffs.push(format!(
-                "{k}:\n  ours:     {:?}\n  original: {:?}",
-                a.get(k),
-                b.get(k)
-            ));
+            diffs.push(format!("{k}:\n  ours:     {:?}\n  original: {:?}", a.get(k), b.get(k)));
         }
     }
     assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
@@ -152,10 +140,7 @@ const PROBES: &[(&str, &str)] = &[
 ];
 
 fn answer(s: &Server, method: &str, path: &str) -> String {
-    let r = s
-        .req(method, path)
-        .header("Accept", "application/json")
-        .send();
+    let r = s.req(method, path).header("Accept", "application/json").send();
     let mut keep: Vec<String> = [
         "content-type",
         "location",
@@ -168,13 +153,7 @@ fn answer(s: &Server, method: &str, path: &str) -> String {
     .filter_map(|h| r.header(h).map(|v| format!("{h}: {v}")))
     .collect();
     keep.sort();
-    format!(
-        "{} {}\n{}\n{}",
-        r.status,
-        r.reason,
-        keep.join("\n"),
-        r.text()
-    )
+    format!("{} {}\n{}\n{}", r.status, r.reason, keep.join("\n"), r.text())
 }
 
 fn compare_on(root_from: &Server) {

@@ -30,10 +30,7 @@ fn upload_creates_blob_link_digests_and_dirty() {
     assert!(s.path("branches/main/t1/job1/fmt/.dirty").exists());
     assert!(s.path("branches/main/t1/.stamp").exists());
     assert!(s.path("branches/main/t1/job1/.stamp").exists());
-    assert!(
-        !s.path("branches/main/.stamp").exists(),
-        "branches have no stamp"
-    );
+    assert!(!s.path("branches/main/.stamp").exists(), "branches have no stamp");
     assert!(
         !s.path("branches/main/t1/job1/fmt/.stamp").exists(),
         "formats have no stamp"
@@ -60,16 +57,13 @@ fn digest_is_stored_verbatim_and_echoed() {
     assert_eq!(r.body, data);
     // The blob path is lowercase.
     let hex = sha256_hex(data);
-    assert!(s
-        .path(&format!(".blobs/sha256/{}/{hex}", &hex[..2]))
-        .exists());
+    assert!(s.path(&format!(".blobs/sha256/{}/{hex}", &hex[..2])).exists());
 }
 
 #[test]
 fn non_ascii_names_are_escaped_like_python() {
     let s = Server::start();
-    s.put_file("/branches/b/t/j/f/%C3%9Cn%C3%AF", b"x")
-        .expect(201);
+    s.put_file("/branches/b/t/j/f/%C3%9Cn%C3%AF", b"x").expect(201);
     s.put_file("/branches/b/t/j/f/a%20b", b"y").expect(201);
     let digests = std::fs::read_to_string(s.path("branches/b/t/j/f/.digests")).unwrap();
     assert_eq!(
@@ -133,11 +127,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     }
     // Pipelined GETs are answered in order.
     for i in 0..5 {
-        write!(
-            c,
-            "GET /branches/b/t/j/f/{i}.txt HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        .unwrap();
+        write!(c, "GET /branches/b/t/j/f/{i}.txt HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     }
     for i in 0..5 {
         let resp = read_response(&mut r, "GET");
@@ -185,10 +175,7 @@ fn link_only_put_and_head_with_digest() {
         .send();
     r.expect(200);
     assert_eq!(r.header("digest"), Some(d.as_str()));
-    assert_eq!(
-        r.header("content-length"),
-        Some(data.len().to_string().as_str())
-    );
+    assert_eq!(r.header("content-length"), Some(data.len().to_string().as_str()));
     assert!(
         std::fs::metadata(&blob).unwrap().modified().unwrap() > before,
         "HEAD touches the blob"
@@ -207,10 +194,8 @@ fn link_only_put_and_head_with_digest() {
 
 fn set_old_mtime(p: &std::path::Path) {
     let f = std::fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(
-        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000),
-    )
-    .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .unwrap();
 }
 
 #[test]
@@ -243,14 +228,9 @@ fn refused_uploads_leave_nothing_behind() {
         .header("Digest", &wrong)
         .body(b"data")
         .send()
-        .expect_error(
-            422,
-            &format!("Received data does not match digest: {wrong}"),
-        );
+        .expect_error(422, &format!("Received data does not match digest: {wrong}"));
     assert!(!s.path("branches").exists(), "tree: {:?}", s.tree());
-    assert!(
-        !s.path(".blobs").exists() || std::fs::read_dir(s.path(".blobs")).unwrap().count() == 0
-    );
+    assert!(!s.path(".blobs").exists() || std::fs::read_dir(s.path(".blobs")).unwrap().count() == 0);
     let staging: Vec<_> = std::fs::read_dir(s.path(".uploads"))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();
@@ -286,16 +266,10 @@ fn overwrite_replaces_atomically_and_same_content_leaves_no_temp() {
     sorted.sort();
     assert_eq!(sorted, vec![".digests", ".dirty", "a.txt"]);
     let hex = sha256_hex(b"two");
-    assert_eq!(
-        nlink(&s.path(&format!(".blobs/sha256/{}/{hex}", &hex[..2]))),
-        2
-    );
+    assert_eq!(nlink(&s.path(&format!(".blobs/sha256/{}/{hex}", &hex[..2]))), 2);
     // The old blob is now an orphan (1 link).
     let old = sha256_hex(b"one");
-    assert_eq!(
-        nlink(&s.path(&format!(".blobs/sha256/{}/{old}", &old[..2]))),
-        1
-    );
+    assert_eq!(nlink(&s.path(&format!(".blobs/sha256/{}/{old}", &old[..2]))), 1);
 }
 
 #[test]
@@ -305,23 +279,16 @@ fn put_onto_a_directory_or_through_a_file_is_a_conflict() {
     let r = s.put_file("/branches/b/t/j/f/dir", b"y");
     r.expect(409);
     assert!(s.path("branches/b/t/j/f/dir/x.txt").exists());
-    s.put_file("/branches/b/t/j/f/dir/x.txt/sub", b"z")
-        .expect(409);
+    s.put_file("/branches/b/t/j/f/dir/x.txt/sub", b"z").expect(409);
     let digests = std::fs::read_to_string(s.path("branches/b/t/j/f/.digests")).unwrap();
-    assert_eq!(
-        digests,
-        format!("{{\"dir/x.txt\": \"{}\"}}", sha256_digest(b"x"))
-    );
+    assert_eq!(digests, format!("{{\"dir/x.txt\": \"{}\"}}", sha256_digest(b"x")));
 }
 
 #[test]
 fn container_uploads_need_the_server_user_agent() {
     let s = Server::start();
     s.put_file("/branches/b/t/j/container/x", b"x")
-        .expect_error(
-            400,
-            "Uploading container images must be done with docker push",
-        );
+        .expect_error(400, "Uploading container images must be done with docker push");
     s.req("PUT", "/branches/b/t/j/container/x")
         .header("Digest", &sha256_digest(b"x"))
         .header("User-Agent", "dlrepo-server/1.0")
@@ -354,8 +321,7 @@ fn concurrent_uploads_into_one_format_all_land_in_digests() {
         assert_eq!(h.join().unwrap(), 201);
     }
     let digests: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.path("branches/b/t/j/f/.digests")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(s.path("branches/b/t/j/f/.digests")).unwrap()).unwrap();
     assert_eq!(digests.as_object().unwrap().len(), 16);
 }
 
@@ -372,24 +338,13 @@ fn disconnect_mid_upload_removes_the_staging_file() {
     c.write_all(&[7u8; 50_000]).unwrap();
     // Wait until the staging file exists, then hang up.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no staging file appeared"
-        );
+    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no staging file appeared");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     drop(c);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-        > 0
-    {
+    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "staging file left: {:?}",

@@ -42,14 +42,7 @@ pub async fn collect_orphans(store: &Rc<Store>) -> GcStats {
     stats
 }
 
-async fn walk(
-    store: &Rc<Store>,
-    root: &Path,
-    is_uploads: bool,
-    now: f64,
-    lifetime: f64,
-    stats: &mut GcStats,
-) {
+async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifetime: f64, stats: &mut GcStats) {
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         let Ok(mut rd) = std::fs::read_dir(&dir) else {
@@ -72,9 +65,7 @@ async fn walk(
             }
             for chunk in files.chunks(CHECK_BATCH) {
                 let results = futures_util::future::join_all(
-                    chunk
-                        .iter()
-                        .map(|p| check_one(store, p, is_uploads, now, lifetime)),
+                    chunk.iter().map(|p| check_one(store, p, is_uploads, now, lifetime)),
                 )
                 .await;
                 for r in results {
@@ -94,13 +85,7 @@ async fn walk(
 }
 
 /// Checks one file and removes it if it is an orphan. Returns its size if removed.
-async fn check_one(
-    store: &Rc<Store>,
-    path: &Path,
-    is_uploads: bool,
-    now: f64,
-    lifetime: f64,
-) -> Option<u64> {
+async fn check_one(store: &Rc<Store>, path: &Path, is_uploads: bool, now: f64, lifetime: f64) -> Option<u64> {
     let in_use = |store: &Store| {
         if is_uploads {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");

@@ -73,11 +73,7 @@ impl Scheduler {
         tracing::debug!("cleanup run ({kind:?}) started");
         tracing::debug!("Deleting orphan blobs");
         let stats = gc::collect_orphans(&self.store).await;
-        tracing::info!(
-            "Deleted {} orphan blobs ({} bytes)",
-            stats.removed,
-            human(stats.bytes)
-        );
+        tracing::info!("Deleted {} orphan blobs ({} bytes)", stats.removed, human(stats.bytes));
         tracing::info!(
             "cleanup run ({kind:?}) done in {:.3}s: {} files scanned, {} removed",
             started.elapsed().as_secs_f64(),

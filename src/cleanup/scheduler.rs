@@ -57,15 +57,12 @@ impl SchedState {
     pub fn finished(&mut self) -> Option<RunKind> {
         match *self {
             SchedState::Idle => None,
-            SchedState::Running {
-                follow_up: None, ..
-            } => {
+            SchedState::Running { follow_up: None, .. } => {
                 *self = SchedState::Idle;
                 None
             }
             SchedState::Running {
-                follow_up: Some(next),
-                ..
+                follow_up: Some(next), ..
             } => {
                 *self = SchedState::Running {
                     current: next,

@@ -70,9 +70,7 @@ pub async fn get(
                 let st = f.statx().await?;
                 file::serve_open(ctx, req, &index, f, st, None).await
             }
-            Err(e) if io::is_missing(&e) => {
-                Err(HttpError::not_implemented("Directory index pages"))
-            }
+            Err(e) if io::is_missing(&e) => Err(HttpError::not_implemented("Directory index pages")),
             Err(e) => Err(e.into()),
         };
     }
@@ -87,12 +85,8 @@ pub async fn get(
     };
     if is_head {
         let mut r = respond::ok_empty();
-        r.headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(st.stx_size));
-        if let Some(d) = digest
-            .as_deref()
-            .and_then(|d| HeaderValue::from_str(d).ok())
-        {
+        r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(st.stx_size));
+        if let Some(d) = digest.as_deref().and_then(|d| HeaderValue::from_str(d).ok()) {
             r.headers_mut().insert("digest", d);
         }
         return Ok(r);
@@ -109,8 +103,7 @@ async fn probe_digest(ctx: &Ctx, value: &str) -> HttpResult<Response<Body>> {
         Some(blob) => {
             let size = blob.size;
             let mut r = respond::ok_empty();
-            r.headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(size));
+            r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(size));
             if let Ok(v) = HeaderValue::from_str(value) {
                 r.headers_mut().insert("digest", v);
             }
@@ -120,12 +113,7 @@ async fn probe_digest(ctx: &Ctx, value: &str) -> HttpResult<Response<Body>> {
 }
 
 /// `<file>.sha256` for a file recorded with a `sha256:` digest.
-async fn sha256_fallback(
-    ctx: &Ctx,
-    req: &Req,
-    loc: &FormatLoc,
-    path: &str,
-) -> Option<Response<Body>> {
+async fn sha256_fallback(ctx: &Ctx, req: &Req, loc: &FormatLoc, path: &str) -> Option<Response<Body>> {
     let base = path.strip_suffix(".sha256")?;
     let url = &loc.url;
     let digests = loc.digests(ctx).await;

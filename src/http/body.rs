@@ -1,5 +1,6 @@
 //! The response body type: a buffer, or a file streamed through the ring.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -31,39 +32,53 @@ impl Body {
     }
 }
 
-/// Streams `len` bytes of a file from `pos`, one ring read ahead of hyper.
+/// Streams `len` bytes of a file from `pos`, keeping up to two ring reads
+/// ahead of hyper so the disk and the socket work at the same time.
 pub struct FileBody {
     file: Rc<File>,
-    pos: u64,
+    /// Next offset to request from the ring.
+    next: u64,
+    /// Bytes not yet requested.
+    unrequested: u64,
+    /// Bytes not yet handed to hyper.
     remaining: u64,
     chunk: usize,
-    pending: Option<ReadFuture>,
+    reads: VecDeque<ReadFuture>,
 }
+
+/// Reads in flight per download.
+const READ_AHEAD: usize = 2;
 
 impl FileBody {
     pub fn new(file: File, pos: u64, len: u64, chunk: usize) -> FileBody {
         let mut fb = FileBody {
             file: Rc::new(file),
-            pos,
+            next: pos,
+            unrequested: len,
             remaining: len,
             chunk: chunk.max(4096),
-            pending: None,
+            reads: VecDeque::new(),
         };
-        fb.start_read();
+        fb.fill();
         fb
     }
 
-    fn start_read(&mut self) {
-        if self.remaining == 0 {
-            self.pending = None;
-            return;
+    fn fill(&mut self) {
+        while self.reads.len() < READ_AHEAD && self.unrequested > 0 {
+            let n = (self.chunk as u64).min(self.unrequested) as usize;
+            let file = self.file.clone();
+            let pos = self.next;
+            self.next += n as u64;
+            self.unrequested -= n as u64;
+            // Spawned so the read is submitted now, not when hyper next polls.
+            let task = tokio_uring::spawn(async move { file.read_exact_at(vec![0u8; n], pos).await });
+            self.reads.push_back(Box::pin(async move {
+                match task.await {
+                    Ok((res, buf)) => (res.map(|()| buf.len()), buf),
+                    Err(e) => (Err(std::io::Error::other(e.to_string())), Vec::new()),
+                }
+            }));
         }
-        let n = (self.chunk as u64).min(self.remaining) as usize;
-        let file = self.file.clone();
-        let pos = self.pos;
-        self.pending = Some(Box::pin(
-            async move { file.read_at(vec![0u8; n], pos).await },
-        ));
     }
 }
 
@@ -71,38 +86,29 @@ impl hyper::body::Body for Body {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::File(f) => {
-                let Some(fut) = f.pending.as_mut() else {
+                let Some(fut) = f.reads.front_mut() else {
                     return Poll::Ready(None);
                 };
-                let (res, mut buf) = match fut.as_mut().poll(cx) {
+                let (res, buf) = match fut.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => r,
                 };
+                f.reads.pop_front();
                 match res {
                     Err(e) => {
-                        f.pending = None;
+                        // Includes a file that shrank under us (UnexpectedEof):
+                        // hyper then aborts the short response.
+                        f.reads.clear();
+                        f.unrequested = 0;
                         Poll::Ready(Some(Err(e)))
                     }
-                    Ok(0) => {
-                        // The file shrank under us: end early; hyper reports the short body.
-                        f.pending = None;
-                        Poll::Ready(Some(Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "file shorter than announced",
-                        ))))
-                    }
                     Ok(n) => {
-                        buf.truncate(n);
-                        f.pos += n as u64;
                         f.remaining -= n as u64;
-                        f.start_read();
+                        f.fill();
                         Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
                     }
                 }
@@ -113,7 +119,7 @@ impl hyper::body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Full(b) => b.is_none(),
-            Body::File(f) => f.remaining == 0 && f.pending.is_none(),
+            Body::File(f) => f.remaining == 0,
         }
     }
 

@@ -61,12 +61,10 @@ impl HttpError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let reason = self.reason.clone().unwrap_or_else(|| {
-            self.status
-                .canonical_reason()
-                .unwrap_or("Unknown")
-                .to_string()
-        });
+        let reason = self
+            .reason
+            .clone()
+            .unwrap_or_else(|| self.status.canonical_reason().unwrap_or("Unknown").to_string());
         let is_500 = self.status == StatusCode::INTERNAL_SERVER_ERROR && self.reason.is_none();
         let text = match (&self.raw_body, is_500) {
             (Some(b), _) => b.clone(),
@@ -75,25 +73,19 @@ impl HttpError {
         };
         let mut resp = Response::new(Body::from_bytes(text));
         *resp.status_mut() = self.status;
-        resp.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         if let Some(allow) = &self.allow {
             if let Ok(v) = HeaderValue::from_str(allow) {
                 resp.headers_mut().insert(ALLOW, v);
             }
         }
         if is_500 {
-            resp.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+            resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(r) = &self.reason {
             // Line breaks would corrupt the status line; the body keeps the full text.
-            let clean: String = r
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
+            let clean: String = r.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             if let Ok(p) = hyper::ext::ReasonPhrase::try_from(clean.into_bytes()) {
                 resp.extensions_mut().insert(p);
             }

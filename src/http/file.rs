@@ -12,13 +12,11 @@ use super::body::{Body, FileBody};
 use super::{Ctx, HttpError, HttpResult, Req};
 use crate::io;
 
+/// Read size for file downloads.
+const DOWNLOAD_CHUNK: usize = 512 * 1024;
+
 /// Serves a file. `digest` goes into a `Digest` header on every answer.
-pub async fn serve(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    path: &Path,
-    digest: Option<&str>,
-) -> HttpResult<Response<Body>> {
+pub async fn serve(ctx: &Rc<Ctx>, req: &Req, path: &Path, digest: Option<&str>) -> HttpResult<Response<Body>> {
     let file = io::open_read(path).await?;
     let stx = file.statx().await?;
     serve_open(ctx, req, path, file, stx, digest).await
@@ -65,11 +63,7 @@ pub async fn serve_open(
         }
     }
     if let Some(inm) = req.header("if-none-match") {
-        if inm.trim() == "*"
-            || inm
-                .split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
-        {
+        if inm.trim() == "*" || inm.split(',').any(|t| t.trim().trim_start_matches("W/") == etag) {
             return Ok(status_only(resp, StatusCode::NOT_MODIFIED));
         }
     } else if let Some(since) = req
@@ -89,9 +83,7 @@ pub async fn serve_open(
     let range_applies = match req.header("if-range") {
         None => true,
         // Like the original, only a date form of If-Range is honoured.
-        Some(v) => httpdate::parse_http_date(v)
-            .map(|d| mtime <= d)
-            .unwrap_or(true),
+        Some(v) => httpdate::parse_http_date(v).map(|d| mtime <= d).unwrap_or(true),
     };
     if let (Some(range), true) = (req.header("range"), range_applies) {
         match parse_range(range, size) {
@@ -116,7 +108,10 @@ pub async fn serve_open(
     if *req.method() == Method::HEAD || len == 0 {
         return Ok(resp);
     }
-    *resp.body_mut() = Body::File(FileBody::new(file, start, len, ctx.cfg.chunk_size));
+    // Large reads keep the ring busy with few operations; DLREPO_CHUNK_SIZE
+    // is the floor.
+    let chunk = ctx.cfg.chunk_size.max(DOWNLOAD_CHUNK);
+    *resp.body_mut() = Body::File(FileBody::new(file, start, len, chunk));
     Ok(resp)
 }
 

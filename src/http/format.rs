@@ -89,13 +89,7 @@ pub async fn resolve(
         } => {
             let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
             let ver = names_version(version, write)?;
-            let dir = repo
-                .products_dir()
-                .join(&p)
-                .join(&v)
-                .join(&pb)
-                .join(&ver)
-                .join(&fname);
+            let dir = repo.products_dir().join(&p).join(&v).join(&pb).join(&ver).join(&fname);
             FormatLoc {
                 url: format!("{}/products/{p}/{v}/{pb}/{ver}/{fname}/", repo.url_prefix()),
                 dir,
@@ -130,9 +124,7 @@ pub async fn format_dir(
     let is_product = matches!(parent, Parent::Version { .. });
     if method == Method::DELETE && is_product {
         locate(ctx, user, parent, format, false).await?;
-        return Err(HttpError::bad_request(
-            "Deleting product formats is not supported",
-        ));
+        return Err(HttpError::bad_request("Deleting product formats is not supported"));
     }
     if method == Method::PATCH && is_product {
         return Err(HttpError::method_not_allowed("GET"));
@@ -146,11 +138,7 @@ pub async fn format_dir(
             }
             if req.wants_html() {
                 let index = loc.dir.join("index.html");
-                if io::stat_opt(&index)
-                    .await?
-                    .map(|s| s.is_file())
-                    .unwrap_or(false)
-                {
+                if io::stat_opt(&index).await?.map(|s| s.is_file()).unwrap_or(false) {
                     return file::serve(ctx, req, &index, None).await;
                 }
             }

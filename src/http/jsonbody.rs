@@ -24,8 +24,7 @@ pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
             buf.extend_from_slice(&data);
         }
     }
-    serde_json::from_slice(&buf)
-        .map_err(|e| HttpError::bad_request(format!("invalid JSON data: {e}")))
+    serde_json::from_slice(&buf).map_err(|e| HttpError::bad_request(format!("invalid JSON data: {e}")))
 }
 
 /// The object under `key` of a JSON body, or `None` when the body is not an

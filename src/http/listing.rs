@@ -13,12 +13,7 @@ use crate::store::pyjson::py_str;
 use crate::store::repo::JobRef;
 use crate::store::{meta, pyjson, tree};
 
-pub async fn branches(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    user: &Option<String>,
-    slash: bool,
-) -> HttpResult<Response<Body>> {
+pub async fn branches(ctx: &Rc<Ctx>, req: &Req, user: &Option<String>, slash: bool) -> HttpResult<Response<Body>> {
     let repo = user_repo(ctx, user)?;
     if !slash {
         return Ok(respond::redirect(&format!("{}/", req.path)));
@@ -57,10 +52,7 @@ pub async fn branch(
     }
     match *req.method() {
         Method::GET => {
-            let released_only = req
-                .query()
-                .iter()
-                .any(|(k, v)| k == "released" && !v.is_empty());
+            let released_only = req.query().iter().any(|(k, v)| k == "released" && !v.is_empty());
             let mut tags = Vec::new();
             for t in tree::list_dirs(&repo.branch_dir(&branch)).await? {
                 let info = tree::tag_info(&repo, &branch, &t).await;
@@ -84,28 +76,20 @@ pub async fn branch(
         }
         Method::POST => {
             let body = read_json(req).await?;
-            let params = wrapped_object(body, "branch")
-                .ok_or_else(|| HttpError::bad_request("invalid parameters"))?;
+            let params = wrapped_object(body, "branch").ok_or_else(|| HttpError::bad_request("invalid parameters"))?;
             let current = tree::cleanup_policy(&repo, &branch).await;
             let mut out = Map::new();
             for key in ["max_daily_tags", "max_released_tags"] {
                 let v = match params.get(key) {
                     None => current.get(key).and_then(Value::as_u64).unwrap_or(0),
                     // Booleans are refused, unlike 0.44 where they passed as integers.
-                    Some(Value::Number(n)) => n
-                        .as_u64()
-                        .ok_or_else(|| HttpError::bad_request("invalid parameters"))?,
+                    Some(Value::Number(n)) => n.as_u64().ok_or_else(|| HttpError::bad_request("invalid parameters"))?,
                     Some(_) => return Err(HttpError::bad_request("invalid parameters")),
                 };
                 out.insert(key.into(), v.into());
             }
             let bytes = pyjson::dumps(&Value::Object(out)).into_bytes();
-            io::write_file_atomic(
-                &repo.branch_dir(&branch).join(".cleanup_policy"),
-                bytes,
-                ctx.cfg.fsync,
-            )
-            .await?;
+            io::write_file_atomic(&repo.branch_dir(&branch).join(".cleanup_policy"), bytes, ctx.cfg.fsync).await?;
             Ok(respond::ok_empty())
         }
         Method::DELETE => {
@@ -169,8 +153,7 @@ pub async fn tag(
         }
         Method::POST => {
             let body = read_json(req).await?;
-            let params = wrapped_object(body, "tag")
-                .ok_or_else(|| HttpError::bad_request("invalid parameters"))?;
+            let params = wrapped_object(body, "tag").ok_or_else(|| HttpError::bad_request("invalid parameters"))?;
             let flag = |k: &str| -> HttpResult<Option<bool>> {
                 match params.get(k) {
                     None | Some(Value::Null) => Ok(None),
@@ -210,8 +193,7 @@ pub async fn tag(
                 if d.is_empty() {
                     io::unlink_opt(&path).await?;
                 } else {
-                    io::write_file_atomic(&path, format!("{d}\n").into_bytes(), ctx.cfg.fsync)
-                        .await?;
+                    io::write_file_atomic(&path, format!("{d}\n").into_bytes(), ctx.cfg.fsync).await?;
                 }
             }
             Ok(respond::ok_empty())
@@ -255,23 +237,14 @@ pub async fn job(
                 return Ok(respond::redirect(&canonical));
             }
             let mut m = tree::job_summary(&jr).await;
-            m.insert(
-                "internal".into(),
-                Value::Bool(meta::flag(&dir.join(".internal")).await),
-            );
+            m.insert("internal".into(), Value::Bool(meta::flag(&dir.join(".internal")).await));
             m.insert(
                 "timestamp".into(),
                 meta::timestamp_value(meta::mtime(&dir.join(".stamp")).await),
             );
-            let digest = meta::read_stripped(&dir.join(".digest"))
-                .await
-                .unwrap_or_default();
+            let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
             m.insert("digest".into(), Value::String(digest));
-            let formats: Vec<Value> = tree::list_dirs(&dir)
-                .await?
-                .into_iter()
-                .map(Value::String)
-                .collect();
+            let formats: Vec<Value> = tree::list_dirs(&dir).await?.into_iter().map(Value::String).collect();
             m.insert("artifact_formats".into(), Value::Array(formats));
             Ok(respond::json(&json!({ "job": m })))
         }

@@ -100,11 +100,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
             .unwrap_or(peer),
         resp.status().as_u16(),
         req.parts.method,
-        req.parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or(""),
+        req.parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
         req.header("user-agent")
             .map(|ua| format!("'{ua}'"))
             .unwrap_or_else(|| "None".into())
@@ -137,13 +133,7 @@ fn name(raw: &str) -> HttpResult<String> {
 
 /// Resolves a tag segment that may be an alias. Writes through an alias
 /// are refused with 405 and the given `Allow` list.
-async fn resolve_tag(
-    repo: &Repo,
-    branch: &str,
-    tag_raw: &str,
-    write: bool,
-    allow: &str,
-) -> HttpResult<String> {
+async fn resolve_tag(repo: &Repo, branch: &str, tag_raw: &str, write: bool, allow: &str) -> HttpResult<String> {
     let tag = names::lower(tag_raw);
     match Alias::parse(&tag) {
         Some(_) if write => Err(HttpError::method_not_allowed(allow)),
@@ -181,16 +171,10 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
         return Err(HttpError::method_not_allowed(allowed));
     }
     match route {
-        Route::Home | Route::UserHome { .. } => {
-            Err(HttpError::not_implemented("The web interface"))
-        }
+        Route::Home | Route::UserHome { .. } => Err(HttpError::not_implemented("The web interface")),
         Route::Cli | Route::Static { .. } => Err(HttpError::not_implemented("This page")),
         Route::Branches { user, slash } => listing::branches(ctx, req, &user, slash).await,
-        Route::Branch {
-            user,
-            branch,
-            slash,
-        } => listing::branch(ctx, req, &user, &branch, slash).await,
+        Route::Branch { user, branch, slash } => listing::branch(ctx, req, &user, &branch, slash).await,
         Route::Tag {
             user,
             branch,
@@ -204,16 +188,8 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             job,
             slash,
         } => listing::job(ctx, req, &user, &branch, &tag, &job, slash).await,
-        Route::Format {
-            user,
-            parent,
-            format,
-        } => format::format_dir(ctx, req, &user, &parent, &format).await,
-        Route::FormatShortcut {
-            user,
-            parent,
-            format,
-        } => format::shortcut(ctx, req, &user, &parent, &format).await,
+        Route::Format { user, parent, format } => format::format_dir(ctx, req, &user, &parent, &format).await,
+        Route::FormatShortcut { user, parent, format } => format::shortcut(ctx, req, &user, &parent, &format).await,
         Route::Artifact {
             user,
             parent,

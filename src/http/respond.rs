@@ -11,8 +11,7 @@ use crate::store::pyjson;
 /// `200 OK`, empty body, no `Content-Type`.
 pub fn ok_empty() -> Response<Body> {
     let mut r = Response::new(Body::empty());
-    r.headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
     r
 }
 
@@ -30,10 +29,8 @@ pub fn json(v: &Value) -> Response<Body> {
 pub fn text(status: StatusCode, body: String) -> Response<Body> {
     let mut r = Response::new(Body::from_bytes(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 

@@ -29,9 +29,7 @@ impl Listener {
         } else {
             addr.to_string()
         };
-        Ok(Listener::Tcp(
-            TcpListener::bind(format!("{host}:{port}")).await?,
-        ))
+        Ok(Listener::Tcp(TcpListener::bind(format!("{host}:{port}")).await?))
     }
 
     /// Takes over a listening socket passed by systemd.
@@ -52,10 +50,7 @@ impl Listener {
 
     pub fn describe(&self) -> String {
         match self {
-            Listener::Tcp(l) => l
-                .local_addr()
-                .map(|a| format!("http://{a}"))
-                .unwrap_or_default(),
+            Listener::Tcp(l) => l.local_addr().map(|a| format!("http://{a}")).unwrap_or_default(),
             Listener::Unix(l) => l
                 .local_addr()
                 .ok()
@@ -84,12 +79,7 @@ impl Drop for InFlightGuard {
 }
 
 /// Accepts connections until `stop` resolves.
-pub async fn serve(
-    listener: Listener,
-    ctx: Rc<Ctx>,
-    inflight: InFlight,
-    stop: impl std::future::Future<Output = ()>,
-) {
+pub async fn serve(listener: Listener, ctx: Rc<Ctx>, inflight: InFlight, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -125,10 +115,7 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
     let header_timeout = ctx.cfg.header_timeout;
     let peer = match &conn {
-        Conn::Tcp(s) => s
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
+        Conn::Tcp(s) => s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
         Conn::Unix(_) => "unix".to_string(),
     };
     let svc = service_fn(move |req| {

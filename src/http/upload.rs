@@ -23,9 +23,7 @@ pub async fn put(
     path: &str,
 ) -> HttpResult<Response<Body>> {
     let Parent::Job { branch, tag, job } = parent else {
-        return Err(HttpError::bad_request(
-            "Uploading products is not supported",
-        ));
+        return Err(HttpError::bad_request("Uploading products is not supported"));
     };
     let repo = user_repo(ctx, user)?;
     let branch = name(branch)?;
@@ -37,12 +35,7 @@ pub async fn put(
         job: name(job)?,
     };
     let format = name(format)?;
-    if format == "container"
-        && !req
-            .header("user-agent")
-            .unwrap_or("")
-            .starts_with("dlrepo-server/")
-    {
+    if format == "container" && !req.header("user-agent").unwrap_or("").starts_with("dlrepo-server/") {
         return Err(HttpError::bad_request(
             "Uploading container images must be done with docker push",
         ));
@@ -80,10 +73,7 @@ pub async fn put(
         let hex = staging.finish(ctx.cfg.fsync).await?;
         if hex != digest.hex {
             staging.discard().await;
-            return Err(StoreError::DigestMismatch(format!(
-                "Received data does not match digest: {header}"
-            ))
-            .into());
+            return Err(StoreError::DigestMismatch(format!("Received data does not match digest: {header}")).into());
         }
         // The blob stays locked from its rename to its link, so even a zero
         // orphan lifetime cannot collect it in between.

@@ -66,9 +66,7 @@ pub async fn open(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
     let (res, _) = op::submit(p, sqe).await;
     let fd = res?;
     // SAFETY: the kernel just handed us this descriptor and nothing else owns it.
-    Ok(File::from_std(unsafe {
-        std::fs::File::from_raw_fd(fd as i32)
-    }))
+    Ok(File::from_std(unsafe { std::fs::File::from_raw_fd(fd as i32) }))
 }
 
 /// Opens an existing file for reading (following symlinks).
@@ -100,13 +98,7 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
         &mut *buf as *mut libc::statx as *mut types::statx,
     )
     .flags(flags)
-    .mask(
-        libc::STATX_TYPE
-            | libc::STATX_MODE
-            | libc::STATX_NLINK
-            | libc::STATX_SIZE
-            | libc::STATX_MTIME,
-    )
+    .mask(libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_NLINK | libc::STATX_SIZE | libc::STATX_MTIME)
     .build();
     let (res, (_, buf)) = op::submit((p, buf), sqe).await;
     res?;

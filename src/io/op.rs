@@ -30,7 +30,5 @@ impl<D> OneshotOutputTransform for KeepData<D> {
 /// If the future is dropped early, tokio-uring keeps `data` alive until the
 /// kernel has finished with it.
 pub async fn submit<D: Unpin + 'static>(data: D, sqe: squeue::Entry) -> (io::Result<u32>, D) {
-    UnsubmittedOneshot::new(data, KeepData(PhantomData), sqe)
-        .submit()
-        .await
+    UnsubmittedOneshot::new(data, KeepData(PhantomData), sqe).submit().await
 }

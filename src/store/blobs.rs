@@ -62,16 +62,9 @@ impl Store {
     /// if the blob exists (renewing the blob's lease), renames it into place
     /// otherwise. Existing blobs are never replaced. The blob stays locked
     /// in the returned value, so it can be linked before the GC may look.
-    pub async fn finalize_blob(
-        self: &Rc<Self>,
-        staging: &mut Staging,
-        d: &Digest,
-    ) -> StoreResult<HeldBlob> {
+    pub async fn finalize_blob(self: &Rc<Self>, staging: &mut Staging, d: &Digest) -> StoreResult<HeldBlob> {
         let path = self.blob_path(d);
-        let shard = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.blobs_dir());
+        let shard = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.blobs_dir());
         let guard = self.lock_blob(&path).await;
         // Same digest, same size: the staging length is the blob's size.
         let size = staging.len();
@@ -103,11 +96,7 @@ impl Store {
         // A fresh blob gets a full lifetime from now, not from its last write.
         io::touch(&path)?;
         let mut dirs: Vec<PathBuf> = vec![shard];
-        dirs.extend(
-            created
-                .iter()
-                .filter_map(|c| c.parent().map(Path::to_path_buf)),
-        );
+        dirs.extend(created.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;
         Ok(HeldBlob {
             path,

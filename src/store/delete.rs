@@ -99,9 +99,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         if tree::job_locked(job).await && !self.cfg.is_internal_format(format) {
-            return Err(StoreError::Refused(
-                "Cannot delete format: job is locked".into(),
-            ));
+            return Err(StoreError::Refused("Cannot delete format: job is locked".into()));
         }
         self.remove_accounted(&job.repo, &dir).await?;
         // Unlike 0.44, do not leave a dangling product link behind.
@@ -110,12 +108,7 @@ impl Store {
     }
 
     /// Refuses to delete a locked or released tag.
-    pub async fn check_tag_deletable(
-        &self,
-        repo: &Repo,
-        branch: &str,
-        tag: &str,
-    ) -> StoreResult<()> {
+    pub async fn check_tag_deletable(&self, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
         let dir = repo.tag_dir(branch, tag);
         if meta::flag(&dir.join(".locked")).await {
             return Err(StoreError::Refused(format!("Tag {tag} is locked")));
@@ -130,12 +123,7 @@ impl Store {
 
     /// Deletes a tag's jobs (product links first), then the tag folder.
     /// The caller has checked the tag may be deleted.
-    pub async fn delete_tag_unchecked(
-        self: &Rc<Self>,
-        repo: &Repo,
-        branch: &str,
-        tag: &str,
-    ) -> StoreResult<()> {
+    pub async fn delete_tag_unchecked(self: &Rc<Self>, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
         let dir = repo.tag_dir(branch, tag);
         for job in tree::list_dirs(&dir).await? {
             let jr = JobRef {
@@ -150,12 +138,7 @@ impl Store {
         self.remove_accounted(repo, &dir).await
     }
 
-    pub async fn delete_tag(
-        self: &Rc<Self>,
-        repo: &Repo,
-        branch: &str,
-        tag: &str,
-    ) -> StoreResult<()> {
+    pub async fn delete_tag(self: &Rc<Self>, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
         if !io::is_dir(&repo.tag_dir(branch, tag)).await {
             return Err(StoreError::NotFound);
         }

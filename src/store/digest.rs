@@ -53,11 +53,7 @@ impl Digest {
         if !ALGOS.contains(&algo) || algo.starts_with("shake_") {
             return Err(err());
         }
-        if hex.is_empty()
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(err());
         }
         Ok(Digest {
@@ -122,18 +118,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert_eq!(
-            Digest::parse(None).unwrap_err().to_string(),
-            "invalid digest: None"
-        );
+        assert_eq!(Digest::parse(None).unwrap_err().to_string(), "invalid digest: None");
         assert_eq!(
             Digest::parse(Some("FOO")).unwrap_err().to_string(),
             "invalid digest: foo"
         );
-        assert_eq!(
-            Digest::parse(Some("")).unwrap_err().to_string(),
-            "invalid digest: "
-        );
+        assert_eq!(Digest::parse(Some("")).unwrap_err().to_string(), "invalid digest: ");
         assert!(Digest::parse(Some("sha256:")).is_err());
         assert!(Digest::parse(Some("sha256:xyz")).is_err());
         assert!(Digest::parse(Some("sha256:ab/../cd")).is_err());

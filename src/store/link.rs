@@ -51,27 +51,14 @@ impl Created {
 impl Store {
     /// Links the blob `d` to the artifact path and records `digest_header`
     /// (verbatim) in `.digests`. Returns `NotFound` if the blob is missing.
-    pub async fn link_artifact(
-        self: &Rc<Self>,
-        a: &ArtifactRef,
-        digest_header: &str,
-        d: &Digest,
-    ) -> StoreResult<()> {
+    pub async fn link_artifact(self: &Rc<Self>, a: &ArtifactRef, digest_header: &str, d: &Digest) -> StoreResult<()> {
         let need_size = a.job.repo.user.is_some();
-        let blob = self
-            .hold_blob(d, need_size)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let blob = self.hold_blob(d, need_size).await?.ok_or(StoreError::NotFound)?;
         self.link_held(a, digest_header, blob).await
     }
 
     /// The link step proper, for a blob the caller holds locked.
-    pub async fn link_held(
-        self: &Rc<Self>,
-        a: &ArtifactRef,
-        digest_header: &str,
-        blob: HeldBlob,
-    ) -> StoreResult<()> {
+    pub async fn link_held(self: &Rc<Self>, a: &ArtifactRef, digest_header: &str, blob: HeldBlob) -> StoreResult<()> {
         let format_dir = a.format_dir();
         let target = format_dir.join(&a.path);
         let user = a.job.repo.user.clone();
@@ -95,18 +82,15 @@ impl Store {
 
         let mut created = Created::default();
         let result = async {
-            self.prepare_format(&a.job, &format_dir, &mut created)
-                .await?;
+            self.prepare_format(&a.job, &format_dir, &mut created).await?;
             let parent = target
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| format_dir.clone());
             if parent != format_dir {
-                created.dirs.extend(
-                    io::mkdir_all(&parent)
-                        .await
-                        .map_err(|e| path_error(e, &a.path))?,
-                );
+                created
+                    .dirs
+                    .extend(io::mkdir_all(&parent).await.map_err(|e| path_error(e, &a.path))?);
             }
             link_replace(&blob.path, &target)
                 .await
@@ -126,9 +110,9 @@ impl Store {
             return Err(e);
         }
 
-        let mut digests = self.digests(&format_dir).await;
-        Rc::make_mut(&mut digests).insert(a.path.clone(), Value::String(digest_header.to_string()));
-        self.write_digests(&format_dir, digests).await?;
+        let mut digests = self.take_digests(&format_dir).await;
+        digests.insert(a.path.clone(), Value::String(digest_header.to_string()));
+        self.write_digests(&format_dir, Rc::new(digests)).await?;
         if let Some(user) = &user {
             self.usage.save(user).await?;
         }
@@ -138,24 +122,14 @@ impl Store {
         if let Some(p) = target.parent() {
             dirs.push(p.to_path_buf());
         }
-        dirs.extend(
-            created
-                .dirs
-                .iter()
-                .filter_map(|c| c.parent().map(Path::to_path_buf)),
-        );
+        dirs.extend(created.dirs.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;
         Ok(())
     }
 
     /// Creates the branch, tag, job and format folders, the tag and job
     /// `.stamp` files and the format's `.dirty`, as far as they are missing.
-    async fn prepare_format(
-        &self,
-        job: &JobRef,
-        format_dir: &Path,
-        created: &mut Created,
-    ) -> StoreResult<()> {
+    async fn prepare_format(&self, job: &JobRef, format_dir: &Path, created: &mut Created) -> StoreResult<()> {
         if self.is_format_ready(format_dir) {
             return Ok(());
         }
@@ -188,9 +162,7 @@ fn conflict(path: &str) -> StoreError {
 
 fn path_error(e: std::io::Error, path: &str) -> StoreError {
     match e.raw_os_error() {
-        Some(libc::EISDIR) | Some(libc::ENOTDIR) | Some(libc::EEXIST) | Some(libc::EPERM) => {
-            conflict(path)
-        }
+        Some(libc::EISDIR) | Some(libc::ENOTDIR) | Some(libc::EEXIST) | Some(libc::EPERM) => conflict(path),
         _ => StoreError::from(e),
     }
 }

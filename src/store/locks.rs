@@ -31,9 +31,7 @@ pub struct KeyLocks<K: Eq + Hash + Clone> {
 
 impl<K: Eq + Hash + Clone> Clone for KeyLocks<K> {
     fn clone(&self) -> Self {
-        KeyLocks {
-            map: self.map.clone(),
-        }
+        KeyLocks { map: self.map.clone() }
     }
 }
 
@@ -79,11 +77,7 @@ impl<K: Eq + Hash + Clone> KeyLocks<K> {
 
     /// Whether someone holds or waits for the key.
     pub fn is_locked(&self, key: &K) -> bool {
-        self.map
-            .borrow()
-            .get(key)
-            .map(|s| s.locked)
-            .unwrap_or(false)
+        self.map.borrow().get(key).map(|s| s.locked).unwrap_or(false)
     }
 
     /// Number of keys in use.

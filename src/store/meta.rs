@@ -73,10 +73,7 @@ pub async fn read_digests(format_dir: &Path) -> Map<String, Value> {
 }
 
 fn is_container(format_dir: &Path) -> bool {
-    format_dir
-        .file_name()
-        .map(|n| n == "container")
-        .unwrap_or(false)
+    format_dir.file_name().map(|n| n == "container").unwrap_or(false)
 }
 
 /// `{<relative path>: "sha256:<basename>"}` over every regular file of a
@@ -116,12 +113,8 @@ fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
 }
 
 /// Writes `.digests` as sorted Python JSON, atomically.
-pub async fn write_digests(
-    format_dir: &Path,
-    digests: &Map<String, Value>,
-    durable: bool,
-) -> std::io::Result<()> {
-    let bytes = pyjson::dumps_sorted(&Value::Object(digests.clone())).into_bytes();
+pub async fn write_digests(format_dir: &Path, digests: &Map<String, Value>, durable: bool) -> std::io::Result<()> {
+    let bytes = pyjson::dumps_sorted_map(digests).into_bytes();
     io::write_file_atomic(&format_dir.join(".digests"), bytes, durable).await
 }
 

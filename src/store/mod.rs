@@ -105,21 +105,15 @@ impl Store {
     }
 
     pub fn set_format_ready(&self, format_dir: &Path) {
-        self.ready_formats
-            .borrow_mut()
-            .insert(format_dir.to_path_buf());
+        self.ready_formats.borrow_mut().insert(format_dir.to_path_buf());
     }
 
     /// Forgets every cached fact about `dir` and everything below it. Called
     /// whenever a delete or a finalisation changes that part of the tree.
     pub fn forget_tree(&self, dir: &Path) {
-        self.ready_formats
-            .borrow_mut()
-            .retain(|p| !p.starts_with(dir));
+        self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
-        self.digests_cache
-            .borrow_mut()
-            .retain(|p, _| !p.starts_with(dir));
+        self.digests_cache.borrow_mut().retain(|p, _| !p.starts_with(dir));
     }
 
     /// The `.digests` of a format, from the cache or from disk.
@@ -130,6 +124,17 @@ impl Store {
         let d = Rc::new(meta::read_digests(format_dir).await);
         self.cache_digests(format_dir, d.clone());
         d
+    }
+
+    /// The `.digests` of a format for modification: taken out of the cache
+    /// (no copy when nobody else holds it), to be written back with
+    /// [`Store::write_digests`]. The caller holds the format lock.
+    pub async fn take_digests(&self, format_dir: &Path) -> Map<String, Value> {
+        let cached = self.digests_cache.borrow_mut().remove(format_dir);
+        match cached {
+            Some(rc) => Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone()),
+            None => meta::read_digests(format_dir).await,
+        }
     }
 
     fn cache_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) {
@@ -143,11 +148,7 @@ impl Store {
 
     /// Writes a format's `.digests` (sorted Python JSON, atomically) and
     /// caches it. The caller holds the format lock.
-    pub async fn write_digests(
-        &self,
-        format_dir: &Path,
-        d: Rc<Map<String, Value>>,
-    ) -> std::io::Result<()> {
+    pub async fn write_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) -> std::io::Result<()> {
         // Drop the entry first: if the write fails, the next reader goes to disk.
         self.digests_cache.borrow_mut().remove(format_dir);
         meta::write_digests(format_dir, &d, self.cfg.fsync).await?;
@@ -156,10 +157,7 @@ impl Store {
     }
 
     /// Makes new directory entries durable when `DLREPO_FSYNC=1`.
-    pub async fn sync_dirs<'a>(
-        &self,
-        dirs: impl IntoIterator<Item = &'a Path>,
-    ) -> std::io::Result<()> {
+    pub async fn sync_dirs<'a>(&self, dirs: impl IntoIterator<Item = &'a Path>) -> std::io::Result<()> {
         if !self.cfg.fsync {
             return Ok(());
         }

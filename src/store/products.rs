@@ -68,9 +68,7 @@ pub async fn remove_dangling_links(job: &JobRef) -> std::io::Result<()> {
     }
     for e in io::read_dir_sorted(&version_dir)? {
         let entry = version_dir.join(&e.name);
-        if matches!(io::lstat(&entry).await, Ok(st) if st.is_symlink())
-            && io::stat_opt(&entry).await?.is_none()
-        {
+        if matches!(io::lstat(&entry).await, Ok(st) if st.is_symlink()) && io::stat_opt(&entry).await?.is_none() {
             io::unlink_opt(&entry).await?;
         }
     }

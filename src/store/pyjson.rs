@@ -22,6 +22,31 @@ pub fn dumps_sorted(v: &Value) -> String {
     out
 }
 
+/// `json.dumps(m, sort_keys=True)` of an object, without building a `Value`.
+pub fn dumps_sorted_map(m: &serde_json::Map<String, Value>) -> String {
+    let mut out = String::with_capacity(m.len() * 96);
+    write_object(&mut out, m, true);
+    out
+}
+
+fn write_object(out: &mut String, map: &serde_json::Map<String, Value>, sort: bool) {
+    out.push('{');
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    if sort {
+        // Python sorts str keys by code point, which is UTF-8 byte order.
+        entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
+    for (i, (k, val)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_str(out, k);
+        out.push_str(": ");
+        write_value(out, val, sort);
+    }
+    out.push('}');
+}
+
 fn write_value(out: &mut String, v: &Value, sort: bool) {
     match v {
         Value::Null => out.push_str("null"),
@@ -47,29 +72,19 @@ fn write_value(out: &mut String, v: &Value, sort: bool) {
             }
             out.push(']');
         }
-        Value::Object(map) => {
-            out.push('{');
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            if sort {
-                // Python sorts str keys by code point, which is UTF-8 byte order.
-                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            }
-            for (i, (k, val)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_str(out, k);
-                out.push_str(": ");
-                write_value(out, val, sort);
-            }
-            out.push('}');
-        }
+        Value::Object(map) => write_object(out, map, sort),
     }
 }
 
 /// Writes a JSON string literal with Python's `ensure_ascii=True` escaping.
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
+    // Fast path: printable ASCII without quotes or backslashes is copied as is.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -98,11 +113,7 @@ pub fn float_repr(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     if f == 0.0 {
         return if f.is_sign_negative() {
@@ -196,12 +207,8 @@ fn py_str_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (0x80..0xa0).contains(&(c as u32)) => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }

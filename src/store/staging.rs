@@ -204,10 +204,7 @@ impl Staging {
                 .await
                 .map_err(|e| std::io::Error::other(format!("write task: {e}")))??;
             if n != len {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::WriteZero,
-                    "short write",
-                ));
+                return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"));
             }
         }
         Ok(())
@@ -228,11 +225,7 @@ impl Staging {
             // local file systems report write errors at write or fsync time.
             drop(file);
         }
-        Ok(self
-            .hasher
-            .take()
-            .map(Hasher::finish_hex)
-            .unwrap_or_default())
+        Ok(self.hasher.take().map(Hasher::finish_hex).unwrap_or_default())
     }
 
     /// The owner renamed or deleted the file itself.

@@ -113,9 +113,7 @@ pub async fn resolve_tag_alias(
         if !readable(&t) {
             continue;
         }
-        let ts = meta::mtime(&bdir.join(&t).join(".stamp"))
-            .await
-            .unwrap_or(0.0);
+        let ts = meta::mtime(&bdir.join(&t).join(".stamp")).await.unwrap_or(0.0);
         tags.push((t, ts));
     }
     // Newest first; the sort is stable, so equal times keep name order.
@@ -141,15 +139,9 @@ pub async fn resolve_tag_alias(
 pub async fn job_summary(job: &JobRef) -> Map<String, Value> {
     let dir = job.dir();
     let mut m = meta::read_object(&dir.join(".metadata")).await;
-    m.insert(
-        "locked".into(),
-        Value::Bool(meta::flag(&dir.join(".locked")).await),
-    );
+    m.insert("locked".into(), Value::Bool(meta::flag(&dir.join(".locked")).await));
     m.insert("name".into(), Value::String(job.job.clone()));
-    m.insert(
-        "released".into(),
-        Value::Bool(meta::flag(&dir.join(".released")).await),
-    );
+    m.insert("released".into(), Value::Bool(meta::flag(&dir.join(".released")).await));
     m
 }
 

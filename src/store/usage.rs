@@ -31,18 +31,11 @@ impl Usage {
             return *v;
         }
         let v = match io::read_file_opt(&self.file(user)).await {
-            Ok(Some(b)) => String::from_utf8_lossy(&b)
-                .trim()
-                .parse::<u64>()
-                .unwrap_or(0),
+            Ok(Some(b)) => String::from_utf8_lossy(&b).trim().parse::<u64>().unwrap_or(0),
             _ => 0,
         };
         // Another request may have loaded it meanwhile; keep theirs.
-        *self
-            .cached
-            .borrow_mut()
-            .entry(user.to_string())
-            .or_insert(v)
+        *self.cached.borrow_mut().entry(user.to_string()).or_insert(v)
     }
 
     /// Adds `size` if the quota allows it; otherwise returns the refusal text.
@@ -55,9 +48,7 @@ impl Usage {
                 human(self.quota)
             ));
         }
-        self.cached
-            .borrow_mut()
-            .insert(user.to_string(), used + size);
+        self.cached.borrow_mut().insert(user.to_string(), used + size);
         Ok(())
     }
 

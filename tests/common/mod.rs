@@ -59,17 +59,10 @@ impl Server {
     }
 
     fn start_in(tmp: tempfile::TempDir, root: PathBuf, env: Env) -> Server {
-        Server::launch(tmp, root, env, || {
-            Command::new(env!("CARGO_BIN_EXE_dlrepo"))
-        })
+        Server::launch(tmp, root, env, || Command::new(env!("CARGO_BIN_EXE_dlrepo")))
     }
 
-    fn launch(
-        tmp: tempfile::TempDir,
-        root: PathBuf,
-        env: Env,
-        program: impl Fn() -> Command,
-    ) -> Server {
+    fn launch(tmp: tempfile::TempDir, root: PathBuf, env: Env, program: impl Fn() -> Command) -> Server {
         let log = tmp.path().join("server.log");
         let mut tmp = Some(tmp);
         for _attempt in 0..5 {
@@ -329,8 +322,7 @@ impl Request<'_> {
         self
     }
     pub fn json(self, v: &str) -> Self {
-        self.header("Content-Type", "application/json")
-            .body(v.as_bytes())
+        self.header("Content-Type", "application/json").body(v.as_bytes())
     }
     pub fn chunked(mut self) -> Self {
         self.chunked = true;
@@ -389,8 +381,7 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     /// Asserts the status and, for errors, the original's body shape.
     #[track_caller]
@@ -410,10 +401,7 @@ impl Response {
         self.expect(status);
         assert_eq!(self.reason, reason, "status line reason");
         assert_eq!(self.text(), format!("{status}: {reason}"), "error body");
-        assert_eq!(
-            self.header("content-type"),
-            Some("text/plain; charset=utf-8")
-        );
+        assert_eq!(self.header("content-type"), Some("text/plain; charset=utf-8"));
         self
     }
     #[track_caller]
@@ -461,10 +449,7 @@ pub fn read_response(r: &mut impl BufRead, method: &str) -> Response {
         if method == "HEAD" || status == 304 || status == 204 {
             return resp;
         }
-        if let Some(len) = resp
-            .header("content-length")
-            .and_then(|v| v.parse::<usize>().ok())
-        {
+        if let Some(len) = resp.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
             let mut body = vec![0; len];
             r.read_exact(&mut body).expect("body");
             resp.body = body;
