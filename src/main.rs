@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use dlrepo::cleanup::{RunKind, Scheduler};
+use dlrepo::cleanup::{RunKind, Scheduler, Trigger};
 use dlrepo::config::Config;
 use dlrepo::http::server::{self, InFlight, Listener};
 use dlrepo::http::Ctx;
@@ -92,11 +92,11 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tick.tick().await;
-                c.schedule(RunKind::Full);
+                c.schedule(RunKind::Full, Trigger::Timer);
             }
         });
     }
-    cleanup.schedule(RunKind::Full);
+    cleanup.schedule(RunKind::Full, Trigger::Startup);
 
     let inflight = InFlight::default();
     server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
@@ -114,7 +114,7 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>) {
         Ok(mut usr1) => {
             tokio_uring::spawn(async move {
                 while usr1.recv().await.is_some() {
-                    cleanup.schedule(RunKind::Full);
+                    cleanup.schedule(RunKind::Full, Trigger::Startup);
                 }
             });
         }

@@ -60,7 +60,8 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
             let m = std::fs::symlink_metadata(&p).unwrap();
-            if rel.starts_with(".uploads/") {
+            // Staging names are random; .dlrepo-rs is this server's private state.
+            if rel.starts_with(".uploads/") || rel.starts_with(".dlrepo-rs") {
                 continue;
             }
             if m.is_dir() {

@@ -1,15 +1,19 @@
 //! Orphan GC: removes files in `.blobs/` and `.uploads/` that have one link
 //! and are older than `DLREPO_ORPHAN_BLOB_LIFETIME` (cleanup.md §5–6).
 //!
-//! Race freedom: each candidate is handled under its key lock, the same
-//! lock requests hold around check → touch → link. Between the GC's statx
-//! and its unlink the pin table and the active uploads are consulted again,
-//! synchronously, so nothing a request is using can be removed.
+//! Race freedom: before its `statx` the GC watches the path in the pin
+//! table; after it, the GC deletes only if no request pinned the blob
+//! meanwhile, marking it `Deleting` synchronously before submitting the
+//! unlink, so a request either sees the blob kept or sees it gone. Staging
+//! files in use are in `active_uploads` from before their creation.
+//! Directories are read in bounded batches and the loop is given back
+//! between them; candidates are checked a bounded batch at a time.
 
 use std::path::Path;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::hooks;
 use crate::io;
 use crate::store::Store;
 
@@ -45,9 +49,7 @@ pub async fn collect_orphans(store: &Rc<Store>) -> GcStats {
 async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifetime: f64, stats: &mut GcStats) {
     let mut dirs = vec![root.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let Ok(mut rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
+        let Ok(mut rd) = std::fs::read_dir(&dir) else { continue };
         loop {
             let mut files = Vec::with_capacity(LIST_BATCH);
             let mut done = true;
@@ -86,33 +88,31 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
 
 /// Checks one file and removes it if it is an orphan. Returns its size if removed.
 async fn check_one(store: &Rc<Store>, path: &Path, is_uploads: bool, now: f64, lifetime: f64) -> Option<u64> {
-    let in_use = |store: &Store| {
-        if is_uploads {
+    let in_use = || {
+        is_uploads && {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             store.active_uploads.borrow().contains(name)
-        } else {
-            false
         }
     };
-    if in_use(store) {
+    if in_use() {
         return None;
     }
-    let _g = store.lock_blob(path).await;
+    let mut watch = store.pins.watch(path)?;
     let st = match io::stat(path).await {
         Ok(st) => st,
         // Vanished or unreadable: skip, never fail the run.
         Err(_) => return None,
     };
+    hooks::gc_paused(path).await;
     if !st.is_file() || st.nlink > 1 || now - st.mtime_f64() < lifetime {
         return None;
     }
-    // Re-check after the suspension of statx: a request may have started
-    // using it meanwhile (it cannot have linked it: that needs our lock).
-    if in_use(store) {
+    // Decided synchronously with the unlink's submission: nothing can pin
+    // the blob or start using the upload between this check and the unlink.
+    if in_use() || !watch.begin_delete() {
         return None;
     }
-    match io::unlink(path).await {
-        Ok(()) => Some(st.size),
-        Err(_) => None,
-    }
+    let res = io::unlink(path).await;
+    drop(watch);
+    res.ok().map(|()| st.size)
 }

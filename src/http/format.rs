@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::route::Parent;
 use super::{file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
-use crate::cleanup::RunKind;
+use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::meta;
 use crate::store::names::Alias;
@@ -177,7 +177,7 @@ pub async fn format_dir(
             let _g = ctx.store.format_locks.lock(loc.dir.clone()).await;
             ctx.store.delete_format(job, &loc.name).await?;
             drop(_g);
-            ctx.cleanup.schedule(RunKind::OrphansOnly);
+            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }
         _ => Err(HttpError::method_not_allowed("DELETE,GET,HEAD,PATCH")),

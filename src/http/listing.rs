@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
 use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
-use crate::cleanup::RunKind;
+use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::pyjson::py_str;
 use crate::store::repo::JobRef;
@@ -94,7 +94,7 @@ pub async fn branch(
         }
         Method::DELETE => {
             ctx.store.delete_branch(&repo, &branch).await?;
-            ctx.cleanup.schedule(RunKind::OrphansOnly);
+            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }
         _ => Err(HttpError::method_not_allowed("DELETE,GET,POST")),
@@ -200,7 +200,7 @@ pub async fn tag(
         }
         Method::DELETE => {
             ctx.store.delete_tag(&repo, &branch, &tag).await?;
-            ctx.cleanup.schedule(RunKind::OrphansOnly);
+            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }
         _ => Err(HttpError::method_not_allowed("DELETE,GET,POST")),
@@ -250,7 +250,7 @@ pub async fn job(
         }
         Method::DELETE => {
             ctx.store.delete_job(&jr).await?;
-            ctx.cleanup.schedule(RunKind::OrphansOnly);
+            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }
         _ => Err(HttpError::not_implemented("Job metadata and locking")),

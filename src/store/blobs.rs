@@ -1,25 +1,25 @@
 //! The content-addressed blob store `.blobs/<algo>/<xx>/<hex>`.
 //!
 //! Every request-side sequence that looks at a blob and then relies on it
-//! (check → touch → link, check → rename → link) runs under the blob's key
-//! lock, the same lock the orphan GC holds around its statx → unlink. That
-//! restores the atomicity the original got from running synchronously
-//! (cleanup.md §6, invariant I1). Lock order: a blob, then a format.
+//! (check → touch → link, check → rename → link) holds a pin on the blob in
+//! the [`PinTable`](super::pins::PinTable), which the orphan GC consults
+//! between its statx and its unlink. That restores the atomicity the
+//! original got from running synchronously (cleanup.md §6, invariant I1).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::digest::Digest;
-use super::locks::KeyGuard;
+use super::pins::Pin;
 use super::staging::Staging;
 use super::{Store, StoreResult};
 use crate::io;
 
-/// A blob that exists, locked against the GC until this is dropped.
+/// A blob that exists, pinned against the GC until this is dropped.
 pub struct HeldBlob {
     pub path: PathBuf,
     pub size: u64,
-    _guard: KeyGuard<PathBuf>,
+    _pin: Pin,
 }
 
 impl Store {
@@ -27,18 +27,13 @@ impl Store {
         self.root.join(d.blob_rel_path())
     }
 
-    /// Locks a blob (or staging) path against the GC and other requests.
-    pub async fn lock_blob(&self, path: &Path) -> KeyGuard<PathBuf> {
-        self.blob_locks.lock(path.to_path_buf()).await
-    }
-
     /// Finds an existing blob, renews its lease (mtime := now) and keeps it
-    /// locked. `None` if there is no such blob. The size is only looked up
+    /// pinned. `None` if there is no such blob. The size is only looked up
     /// when `need_size` (quota accounting); otherwise the touch itself is
     /// the existence check, saving a ring round trip.
     pub async fn hold_blob(&self, d: &Digest, need_size: bool) -> StoreResult<Option<HeldBlob>> {
         let path = self.blob_path(d);
-        let guard = self.lock_blob(&path).await;
+        let pin = self.pins.pin(&path).await;
         let size = if need_size {
             match io::stat_opt(&path).await? {
                 Some(st) if st.is_file() => st.size,
@@ -48,11 +43,7 @@ impl Store {
             0
         };
         match io::touch(&path) {
-            Ok(()) => Ok(Some(HeldBlob {
-                path,
-                size,
-                _guard: guard,
-            })),
+            Ok(()) => Ok(Some(HeldBlob { path, size, _pin: pin })),
             Err(e) if io::is_missing(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -60,12 +51,12 @@ impl Store {
 
     /// Turns a complete, verified staging file into the blob `d`: drops it
     /// if the blob exists (renewing the blob's lease), renames it into place
-    /// otherwise. Existing blobs are never replaced. The blob stays locked
-    /// in the returned value, so it can be linked before the GC may look.
+    /// otherwise. Existing blobs are never replaced. The blob stays pinned
+    /// in the returned value, so it is linked before the GC may take it.
     pub async fn finalize_blob(self: &Rc<Self>, staging: &mut Staging, d: &Digest) -> StoreResult<HeldBlob> {
         let path = self.blob_path(d);
         let shard = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.blobs_dir());
-        let guard = self.lock_blob(&path).await;
+        let pin = self.pins.pin(&path).await;
         // Same digest, same size: the staging length is the blob's size.
         let size = staging.len();
         let mut created = self.ensure_dir(&shard).await?;
@@ -83,11 +74,7 @@ impl Store {
                 io::touch(&path)?;
                 io::unlink_opt(staging.path()).await?;
                 staging.mark_consumed();
-                return Ok(HeldBlob {
-                    path,
-                    size,
-                    _guard: guard,
-                });
+                return Ok(HeldBlob { path, size, _pin: pin });
             }
             Err(e) => return Err(e.into()),
         }
@@ -98,10 +85,6 @@ impl Store {
         let mut dirs: Vec<PathBuf> = vec![shard];
         dirs.extend(created.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;
-        Ok(HeldBlob {
-            path,
-            size,
-            _guard: guard,
-        })
+        Ok(HeldBlob { path, size, _pin: pin })
     }
 }

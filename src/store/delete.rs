@@ -12,17 +12,42 @@ use crate::io;
 
 /// How many unlinks are in flight at once while removing a tree.
 const UNLINK_BATCH: usize = 32;
+/// Directory entries read before the loop is given back.
+const LIST_BATCH: usize = 256;
+
+/// Unlinks a file (or symlink); returns its size if `count` and it was a
+/// regular file. A file already gone counts as removed.
+async fn unlink_counted(p: &Path, count: bool) -> std::io::Result<u64> {
+    let size = if count {
+        match io::lstat(p).await {
+            Ok(st) if st.is_file() => st.size,
+            _ => 0,
+        }
+    } else {
+        0
+    };
+    match io::unlink(p).await {
+        Ok(()) => Ok(size),
+        Err(e) if io::is_missing(&e) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
 
 impl Store {
     /// Removes a directory tree; returns the bytes of the regular files it
-    /// removed (for user disk usage). A missing tree removes nothing.
-    pub async fn remove_tree(&self, dir: &Path) -> StoreResult<u64> {
+    /// removed when `count` is set (for user disk usage). A missing tree
+    /// removes nothing.
+    ///
+    /// Directories are read a bounded batch at a time and their files
+    /// unlinked through the ring a batch at a time, giving the loop back in
+    /// between, so a tag with a hundred thousand files never stalls requests.
+    pub async fn remove_tree(&self, dir: &Path, count: bool) -> StoreResult<u64> {
         self.forget_tree(dir);
         let mut total = 0u64;
-        // Depth-first, post-order: files first, then the emptied folders.
+        // Post-order: a folder is removed after everything pushed above it.
         let mut stack: Vec<(PathBuf, bool)> = vec![(dir.to_path_buf(), false)];
-        while let Some((d, visited)) = stack.pop() {
-            if visited {
+        while let Some((d, emptied)) = stack.pop() {
+            if emptied {
                 match io::rmdir(&d).await {
                     Ok(()) => {}
                     Err(e) if io::is_missing(&e) => {}
@@ -30,41 +55,36 @@ impl Store {
                 }
                 continue;
             }
-            let entries = match io::read_dir_sorted(&d) {
-                Ok(v) => v,
+            let mut rd = match std::fs::read_dir(&d) {
+                Ok(rd) => rd,
                 Err(e) if io::is_missing(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
             stack.push((d.clone(), true));
-            let mut files = Vec::new();
-            for e in entries {
-                let p = d.join(&e.name);
-                if e.kind == Some(io::EntryKind::Dir) {
-                    stack.push((p, false));
-                } else if e.kind.is_none() {
-                    match io::lstat(&p).await {
-                        Ok(st) if st.is_dir() => stack.push((p, false)),
+            loop {
+                let mut files = Vec::with_capacity(LIST_BATCH);
+                let mut more = false;
+                for e in rd.by_ref() {
+                    let e = e?;
+                    let p = e.path();
+                    match e.file_type() {
+                        Ok(t) if t.is_dir() => stack.push((p, false)),
                         _ => files.push(p),
                     }
-                } else {
-                    files.push(p);
-                }
-            }
-            for chunk in files.chunks(UNLINK_BATCH) {
-                let sizes = futures_util::future::join_all(chunk.iter().map(|p| async move {
-                    let size = match io::lstat(p).await {
-                        Ok(st) if st.is_file() => st.size,
-                        _ => 0,
-                    };
-                    match io::unlink(p).await {
-                        Ok(()) => Ok(size),
-                        Err(e) if io::is_missing(&e) => Ok(0),
-                        Err(e) => Err(e),
+                    if files.len() >= LIST_BATCH {
+                        more = true;
+                        break;
                     }
-                }))
-                .await;
-                for s in sizes {
-                    total += s?;
+                }
+                for chunk in files.chunks(UNLINK_BATCH) {
+                    let sizes = futures_util::future::join_all(chunk.iter().map(|p| unlink_counted(p, count))).await;
+                    for s in sizes {
+                        total += s?;
+                    }
+                }
+                tokio::task::yield_now().await;
+                if !more {
+                    break;
                 }
             }
         }
@@ -73,7 +93,7 @@ impl Store {
 
     /// Removes a tree inside a repository and updates the user's usage.
     async fn remove_accounted(&self, repo: &Repo, dir: &Path) -> StoreResult<()> {
-        let size = self.remove_tree(dir).await?;
+        let size = self.remove_tree(dir, repo.user.is_some()).await?;
         if let Some(user) = &repo.user {
             self.usage.sub(user, size).await;
             self.usage.save(user).await?;

@@ -9,6 +9,7 @@ pub mod link;
 pub mod locks;
 pub mod meta;
 pub mod names;
+pub mod pins;
 pub mod products;
 pub mod pyjson;
 pub mod repo;
@@ -36,9 +37,9 @@ const DIGESTS_CACHE_FORMATS: usize = 4096;
 pub struct Store {
     pub root: PathBuf,
     pub cfg: Rc<Config>,
-    /// Blob and staging paths inside a check → touch → link/rename/unlink
-    /// sequence. The orphan GC takes the same lock around statx → unlink.
-    pub blob_locks: locks::KeyLocks<PathBuf>,
+    /// Blobs inside a request's check → touch → link/rename sequence, and
+    /// the one the orphan GC is deciding about.
+    pub pins: pins::PinTable,
     /// Parsed `.digests` of recently used formats. Every write of a
     /// `.digests` goes through [`Store::write_digests`], which keeps this
     /// in step; deletes drop the entries below them.
@@ -63,7 +64,7 @@ impl Store {
             root: cfg.root_dir.clone(),
             usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
             cfg,
-            blob_locks: locks::KeyLocks::new(),
+            pins: pins::PinTable::new(),
             digests_cache: RefCell::new(HashMap::new()),
             format_locks: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),

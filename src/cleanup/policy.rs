@@ -1,0 +1,90 @@
+//! Full run, step 1: branch retention policies (cleanup.md §3).
+//!
+//! As in 0.44, only branches of the base repository are cleaned; the
+//! policies of user branches are stored and shown but not applied.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use crate::store::repo::Repo;
+use crate::store::{meta, tree, Store, StoreResult};
+
+/// A policy limit: a positive integer, `true` counting as 1 (as in Python,
+/// where a bool is an int); anything else means unlimited.
+fn limit(v: Option<&Value>) -> usize {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        Some(Value::Bool(true)) => 1,
+        _ => 0,
+    }
+}
+
+/// Deletes the tags beyond each branch's limits; returns how many.
+/// A failure on one tag is logged and the run goes on with the others.
+pub async fn apply(store: &Rc<Store>) -> StoreResult<u64> {
+    let repo = store.repo(None);
+    let mut deleted = 0;
+    for branch in tree::list_dirs(&repo.branches_dir()).await? {
+        deleted += apply_branch(store, &repo, &branch).await?;
+    }
+    tracing::info!("Deleted {deleted} tags");
+    Ok(deleted)
+}
+
+async fn apply_branch(store: &Rc<Store>, repo: &Repo, branch: &str) -> StoreResult<u64> {
+    let bdir = repo.branch_dir(branch);
+    let mut daily = Vec::new();
+    let mut released = Vec::new();
+    for tag in tree::list_dirs(&bdir).await? {
+        let dir = bdir.join(&tag);
+        // Locked tags are neither counted nor deleted.
+        if meta::flag(&dir.join(".locked")).await {
+            continue;
+        }
+        let stamp = meta::mtime(&dir.join(".stamp")).await.unwrap_or(0.0);
+        if meta::flag(&dir.join(".released")).await {
+            released.push((tag, stamp));
+        } else {
+            daily.push((tag, stamp));
+        }
+    }
+    // Newest first; stable, so equal times keep name order.
+    let newest_first =
+        |a: &(String, f64), b: &(String, f64)| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal);
+    daily.sort_by(newest_first);
+    released.sort_by(newest_first);
+    let policy = tree::cleanup_policy(repo, branch).await;
+    let mut deleted = 0;
+    let max_daily = limit(policy.get("max_daily_tags"));
+    if max_daily > 0 {
+        for (tag, _) in daily.iter().skip(max_daily) {
+            tracing::info!("Deleting daily tag {branch}/{tag} ...");
+            deleted += delete(store, repo, branch, tag).await;
+        }
+    }
+    let max_released = limit(policy.get("max_released_tags"));
+    if max_released > 0 {
+        for (tag, _) in released.iter().skip(max_released) {
+            if store.cfg.publish_url.is_some() {
+                // Unpublishing from the mirrors comes with the publish feature;
+                // deleting locally first would orphan the remote copies.
+                tracing::error!("Not deleting released tag {branch}/{tag}: unpublishing is not implemented yet");
+                continue;
+            }
+            tracing::warn!("Deleting released tag {branch}/{tag} ... (no DLREPO_PUBLISH_URL: not unpublishing)");
+            deleted += delete(store, repo, branch, tag).await;
+        }
+    }
+    Ok(deleted)
+}
+
+async fn delete(store: &Rc<Store>, repo: &Repo, branch: &str, tag: &str) -> u64 {
+    match store.delete_tag_unchecked(repo, branch, tag).await {
+        Ok(()) => 1,
+        Err(e) => {
+            tracing::error!("cannot delete tag {branch}/{tag}: {e}");
+            0
+        }
+    }
+}
