@@ -10,6 +10,11 @@ use dlrepo::http::Ctx;
 use dlrepo::logging::{self, CRITICAL};
 use dlrepo::store::Store;
 
+// Many short-lived buffers of very different sizes (request heads, frames,
+// JSON): mimalloc's per-size free lists beat glibc's consolidating arenas.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long in-flight requests may run after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 

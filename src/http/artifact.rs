@@ -51,8 +51,8 @@ pub async fn get(
         }
         Err(e) => return Err(e.into()),
     };
-    let st = file.statx().await?;
-    if st.stx_mode as u32 & libc::S_IFMT == libc::S_IFDIR {
+    let st = io::fstat(&file)?;
+    if st.is_dir() {
         drop(file);
         if is_head || !req.wants_html() {
             return Err(HttpError::not_found());
@@ -67,7 +67,7 @@ pub async fn get(
         let index = full.join("index.html");
         return match io::open_read(&index).await {
             Ok(f) => {
-                let st = f.statx().await?;
+                let st = io::fstat(&f)?;
                 file::serve_open(ctx, req, &index, f, st, None).await
             }
             Err(e) if io::is_missing(&e) => Err(HttpError::not_implemented("Directory index pages")),
@@ -85,7 +85,7 @@ pub async fn get(
     };
     if is_head {
         let mut r = respond::ok_empty();
-        r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(st.stx_size));
+        r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(st.size));
         if let Some(d) = digest.as_deref().and_then(|d| HeaderValue::from_str(d).ok()) {
             r.headers_mut().insert("digest", d);
         }

@@ -12,13 +12,15 @@ use super::body::{Body, FileBody};
 use super::{Ctx, HttpError, HttpResult, Req};
 use crate::io;
 
+/// Files up to this size are read in one go before answering.
+const SMALL_FILE: u64 = 64 * 1024;
 /// Read size for file downloads.
 const DOWNLOAD_CHUNK: usize = 512 * 1024;
 
 /// Serves a file. `digest` goes into a `Digest` header on every answer.
 pub async fn serve(ctx: &Rc<Ctx>, req: &Req, path: &Path, digest: Option<&str>) -> HttpResult<Response<Body>> {
     let file = io::open_read(path).await?;
-    let stx = file.statx().await?;
+    let stx = io::fstat(&file)?;
     serve_open(ctx, req, path, file, stx, digest).await
 }
 
@@ -28,16 +30,16 @@ pub async fn serve_open(
     req: &Req,
     path: &Path,
     file: io::File,
-    stx: libc::statx,
+    stx: io::Stat,
     digest: Option<&str>,
 ) -> HttpResult<Response<Body>> {
     if let Some(hname) = &ctx.cfg.x_sendfile_header {
         return sendfile_answer(hname, path, digest);
     }
-    let size = stx.stx_size;
-    let mtime_ns = stx.stx_mtime.tv_sec as i128 * 1_000_000_000 + stx.stx_mtime.tv_nsec as i128;
+    let size = stx.size;
+    let mtime_ns = stx.mtime_ns();
     let etag = format!("\"{:x}-{:x}\"", mtime_ns.max(0), size);
-    let mtime = UNIX_EPOCH + Duration::from_secs(stx.stx_mtime.tv_sec.max(0) as u64);
+    let mtime = UNIX_EPOCH + Duration::from_secs(stx.mtime_sec.max(0) as u64);
 
     let mut resp = Response::new(Body::empty());
     let h = resp.headers_mut();
@@ -106,6 +108,13 @@ pub async fn serve_open(
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if *req.method() == Method::HEAD || len == 0 {
+        return Ok(resp);
+    }
+    if len <= SMALL_FILE {
+        // One read, answered in one piece: no streaming machinery.
+        let (res, buf) = file.read_exact_at(vec![0u8; len as usize], start).await;
+        res?;
+        *resp.body_mut() = Body::from_bytes(buf);
         return Ok(resp);
     }
     // Large reads keep the ring busy with few operations; DLREPO_CHUNK_SIZE
