@@ -26,7 +26,7 @@ pub async fn mtime(path: &Path) -> Option<f64> {
 
 /// Whether a flag file exists.
 pub async fn flag(path: &Path) -> bool {
-    matches!(io::stat_opt(path).await, Ok(Some(_)))
+    io::exists(path).await
 }
 
 /// Sets or clears a flag file.
