@@ -119,9 +119,11 @@ impl Env<'_> {
         match self.string(name) {
             None => Ok(None),
             // Python's re.match anchors at the start only.
-            Some(v) => Regex::new(&format!("^(?:{v})"))
-                .map(Some)
-                .map_err(|e| ConfigError(format!("{name}: invalid regular expression: {e}"))),
+            Some(v) => Regex::new(&format!("^(?:{v})")).map(Some).map_err(|e| {
+                // regex errors span several lines; the message must be one.
+                let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+                ConfigError(format!("{name}: invalid regular expression: {msg}"))
+            }),
         }
     }
 }
