@@ -36,6 +36,7 @@ fn main() {
         dirs.push(PathBuf::from("/dev/shm/dlrepo-gc-bench"));
         dirs.push(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gc-bench"));
     }
+    println!("Rates: the GC alone / the GC while {CLIENTS} clients upload 4 KiB files.\n");
     println!("| location | files scanned/s | orphans removed/s | GC run s | upload p50 / p99 ms, no GC | upload p50 / p99 ms, during GC | p99 ratio | peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for dir in dirs {
@@ -78,20 +79,25 @@ fn run(base: &Path, orphans: usize, live: usize) {
     let counter = AtomicUsize::new(0);
     let quiet = uploads_for(port, &counter, Duration::from_secs(5), None);
 
-    eprintln!(
-        "{}: creating {orphans} orphans and {live} live blobs...",
-        base.display()
-    );
-    prefill(&root, orphans, live);
-    // Drop the page cache's view? No: "warm cache" is the stated setting.
-
+    // The GC alone.
+    eprintln!("{}: creating {orphans} orphans and {live} live blobs...", base.display());
+    prefill(&root, 1, orphans, live);
     let pid = child.id() as i32;
+    let usr1 = || {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1);
+    };
+    usr1();
+    let alone = wait_runs(&root, 2);
+
+    // The GC while uploads run.
+    eprintln!("{}: again, with uploads...", base.display());
+    prefill(&root, 2, orphans, live);
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     let done = AtomicBool::new(false);
     let (during, report) = std::thread::scope(|sc| {
         let watcher = sc.spawn(|| {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1);
-            let r = wait_runs(&root, 2);
+            usr1();
+            let r = wait_runs(&root, 3);
             done.store(true, Ordering::Relaxed);
             r
         });
@@ -120,15 +126,17 @@ fn run(base: &Path, orphans: usize, live: usize) {
         }
     }
     assert_eq!(left_orphans, 0, "orphans left behind");
-    assert_eq!(left_live, live, "live blobs were removed");
-    let last = &report["last_run"];
-    let secs = last["seconds"].as_f64().unwrap_or(1.0);
-    let scanned = last["files_scanned"].as_f64().unwrap_or(0.0);
-    let removed = last["blobs_removed"].as_f64().unwrap_or(0.0);
-    assert_eq!(
-        removed as usize, orphans,
-        "the run removed a different number of orphans"
-    );
+    assert_eq!(left_live, 2 * live, "live blobs were removed");
+    let rates = |r: &serde_json::Value| {
+        let last = &r["last_run"];
+        let secs = last["seconds"].as_f64().unwrap_or(1.0);
+        let scanned = last["files_scanned"].as_f64().unwrap_or(0.0);
+        let removed = last["blobs_removed"].as_f64().unwrap_or(0.0);
+        assert_eq!(removed as usize, orphans, "the run removed a different number of orphans");
+        (scanned / secs, removed / secs, secs)
+    };
+    let (a_scan, a_rm, a_secs) = rates(&alone);
+    let (d_scan, d_rm, d_secs) = rates(&report);
     let (q50, q99) = (pct(&quiet, 0.5), pct(&quiet, 0.99));
     let (d50, d99) = (pct(&during, 0.5), pct(&during, 0.99));
     let fstype = Command::new("stat")
@@ -138,10 +146,8 @@ fn run(base: &Path, orphans: usize, live: usize) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     println!(
-        "| {} ({fstype}) | {:.0} | {:.0} | {secs:.2} | {q50:.2} / {q99:.2} ({} uploads) | {d50:.2} / {d99:.2} ({} uploads) | {:.2} | {rss:.1} |",
+        "| {} ({fstype}) | {a_scan:.0} / {d_scan:.0} | {a_rm:.0} / {d_rm:.0} | {a_secs:.2} / {d_secs:.2} | {q50:.2} / {q99:.2} ({} uploads) | {d50:.2} / {d99:.2} ({} uploads) | {:.2} | {rss:.1} |",
         base.display(),
-        scanned / secs,
-        removed / secs,
         quiet.len(),
         during.len(),
         d99 / q99
@@ -178,22 +184,22 @@ fn wait_runs(root: &Path, n: u64) -> serde_json::Value {
 
 /// Creates the orphans (one link, mtime a day ago) and the live blobs (two
 /// links, one in a format folder), spread over the 256 shards.
-fn prefill(root: &Path, orphans: usize, live: usize) {
+fn prefill(root: &Path, round: usize, orphans: usize, live: usize) {
     let old = SystemTime::now() - Duration::from_secs(86_400);
     for shard in 0..256 {
         std::fs::create_dir_all(root.join(format!(".blobs/sha256/{shard:02x}"))).unwrap();
     }
     let jobs = live.div_ceil(1000);
     for j in 0..jobs {
-        std::fs::create_dir_all(root.join(format!("branches/b/t/j{j}/f"))).unwrap();
+        std::fs::create_dir_all(root.join(format!("branches/b/t{round}/j{j}/f"))).unwrap();
     }
     for i in 0..orphans + live {
         let shard = i % 256;
         let is_orphan = i < orphans;
         let name = if is_orphan {
-            format!("0rphan{i:010}")
+            format!("0rphan{round}-{i:010}")
         } else {
-            format!("11ve{i:012}")
+            format!("11ve{round}-{i:012}")
         };
         let p = root.join(format!(".blobs/sha256/{shard:02x}/{name}"));
         let f = std::fs::File::create(&p).unwrap();
@@ -201,7 +207,7 @@ fn prefill(root: &Path, orphans: usize, live: usize) {
         f.set_modified(old).unwrap();
         if !is_orphan {
             let k = i - orphans;
-            std::fs::hard_link(&p, root.join(format!("branches/b/t/j{}/f/{k}", k / 1000))).unwrap();
+            std::fs::hard_link(&p, root.join(format!("branches/b/t{round}/j{}/f/{k}", k / 1000))).unwrap();
         }
     }
 }

@@ -114,7 +114,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     }
     cleanup.schedule(RunKind::Full, Trigger::Startup);
 
-    let inflight = InFlight::default();
+    let inflight = InFlight::new(ctx.store.requests_in_flight.clone());
     server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
     tracing::info!("shutting down: waiting for {} requests", inflight.count());
     let deadline = Instant::now() + SHUTDOWN_GRACE;

@@ -7,11 +7,14 @@
 //! unlink, so a request either sees the blob kept or sees it gone. Staging
 //! files in use are in `active_uploads` from before their creation.
 //! Directories are read in bounded batches and the loop is given back
-//! between them; candidates are checked a bounded batch at a time.
+//! between them; a bounded window of candidates is checked at a time,
+//! narrower while requests are being served.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::hooks;
 use crate::io;
@@ -19,8 +22,10 @@ use crate::store::Store;
 
 /// How many directory entries are read before giving the loop back.
 const LIST_BATCH: usize = 256;
-/// How many candidates are checked concurrently (statx in flight).
-const CHECK_BATCH: usize = 32;
+/// Candidates checked at once (statx or unlink in flight) when no request is
+/// being served, and when some are.
+const IDLE_WINDOW: usize = 64;
+const BUSY_WINDOW: usize = 4;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GcStats {
@@ -48,6 +53,16 @@ pub async fn collect_orphans(store: &Rc<Store>) -> GcStats {
 
 async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifetime: f64, stats: &mut GcStats) {
     let mut dirs = vec![root.to_path_buf()];
+    // A sliding window of checks in flight: the ring always has work, and
+    // requests get a bigger share of it whenever any are in progress.
+    let mut running = FuturesUnordered::new();
+    let tally = |stats: &mut GcStats, r: Option<u64>| {
+        stats.scanned += 1;
+        if let Some(size) = r {
+            stats.removed += 1;
+            stats.bytes += size;
+        }
+    };
     while let Some(dir) = dirs.pop() {
         let Ok(mut rd) = std::fs::read_dir(&dir) else { continue };
         loop {
@@ -65,18 +80,15 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                     break;
                 }
             }
-            for chunk in files.chunks(CHECK_BATCH) {
-                let results = futures_util::future::join_all(
-                    chunk.iter().map(|p| check_one(store, p, is_uploads, now, lifetime)),
-                )
-                .await;
-                for r in results {
-                    stats.scanned += 1;
-                    if let Some(size) = r {
-                        stats.removed += 1;
-                        stats.bytes += size;
+            for p in files {
+                let window = if store.requests_in_flight.get() > 0 { BUSY_WINDOW } else { IDLE_WINDOW };
+                while running.len() >= window {
+                    match running.next().await {
+                        Some(r) => tally(stats, r),
+                        None => break,
                     }
                 }
+                running.push(check_one(store, p, is_uploads, now, lifetime));
             }
             tokio::task::yield_now().await;
             if done {
@@ -84,10 +96,14 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
             }
         }
     }
+    while let Some(r) = running.next().await {
+        tally(stats, r);
+    }
 }
 
 /// Checks one file and removes it if it is an orphan. Returns its size if removed.
-async fn check_one(store: &Rc<Store>, path: &Path, is_uploads: bool, now: f64, lifetime: f64) -> Option<u64> {
+async fn check_one(store: &Rc<Store>, path: PathBuf, is_uploads: bool, now: f64, lifetime: f64) -> Option<u64> {
+    let path = path.as_path();
     let in_use = || {
         is_uploads && {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");

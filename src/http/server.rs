@@ -65,6 +65,11 @@ impl Listener {
 pub struct InFlight(Rc<Cell<usize>>);
 
 impl InFlight {
+    /// Counts into `counter` (shared with the store, which paces background work).
+    pub fn new(counter: Rc<Cell<usize>>) -> InFlight {
+        InFlight(counter)
+    }
+
     pub fn count(&self) -> usize {
         self.0.get()
     }

@@ -56,6 +56,9 @@ pub struct Store {
     /// are known to exist. Deletes and finalisation forget them.
     ready_formats: RefCell<HashSet<PathBuf>>,
     pub usage: usage::Usage,
+    /// Requests being answered right now; background work yields more
+    /// while it is not zero.
+    pub requests_in_flight: Rc<std::cell::Cell<usize>>,
 }
 
 impl Store {
@@ -71,6 +74,7 @@ impl Store {
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
             ready_formats: RefCell::new(HashSet::new()),
+            requests_in_flight: Rc::new(std::cell::Cell::new(0)),
         })
     }
 
