@@ -80,7 +80,10 @@ fn run(base: &Path, orphans: usize, live: usize) {
     let quiet = uploads_for(port, &counter, Duration::from_secs(5), None);
 
     // The GC alone.
-    eprintln!("{}: creating {orphans} orphans and {live} live blobs...", base.display());
+    eprintln!(
+        "{}: creating {orphans} orphans and {live} live blobs...",
+        base.display()
+    );
     prefill(&root, 1, orphans, live);
     let pid = child.id() as i32;
     let usr1 = || {
@@ -132,7 +135,10 @@ fn run(base: &Path, orphans: usize, live: usize) {
         let secs = last["seconds"].as_f64().unwrap_or(1.0);
         let scanned = last["files_scanned"].as_f64().unwrap_or(0.0);
         let removed = last["blobs_removed"].as_f64().unwrap_or(0.0);
-        assert_eq!(removed as usize, orphans, "the run removed a different number of orphans");
+        assert_eq!(
+            removed as usize, orphans,
+            "the run removed a different number of orphans"
+        );
         (scanned / secs, removed / secs, secs)
     };
     let (a_scan, a_rm, a_secs) = rates(&alone);

@@ -81,7 +81,11 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                 }
             }
             for p in files {
-                let window = if store.requests_in_flight.get() > 0 { BUSY_WINDOW } else { IDLE_WINDOW };
+                let window = if store.requests_in_flight.get() > 0 {
+                    BUSY_WINDOW
+                } else {
+                    IDLE_WINDOW
+                };
                 while running.len() >= window {
                     match running.next().await {
                         Some(r) => tally(stats, r),

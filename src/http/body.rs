@@ -16,6 +16,8 @@ type ReadFuture = Pin<Box<dyn Future<Output = (std::io::Result<usize>, Vec<u8>)>
 pub enum Body {
     Full(Option<Bytes>),
     File(FileBody),
+    /// Bytes produced by another task (archives), without a known length.
+    Channel(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>),
 }
 
 impl Body {
@@ -89,6 +91,7 @@ impl hyper::body::Body for Body {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::Channel(rx) => rx.poll_recv(cx).map(|r| r.map(|r| r.map(Frame::data))),
             Body::File(f) => {
                 let Some(fut) = f.reads.front_mut() else {
                     return Poll::Ready(None);
@@ -120,6 +123,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(b) => b.is_none(),
             Body::File(f) => f.remaining == 0,
+            Body::Channel(rx) => rx.is_closed() && rx.is_empty(),
         }
     }
 
@@ -127,6 +131,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map(|b| b.len() as u64).unwrap_or(0)),
             Body::File(f) => SizeHint::with_exact(f.remaining),
+            Body::Channel(_) => SizeHint::default(),
         }
     }
 }

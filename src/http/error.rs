@@ -104,6 +104,7 @@ impl From<StoreError> for HttpError {
             }
             StoreError::Conflict(r) => HttpError::with_reason(StatusCode::CONFLICT, r),
             StoreError::AliasWrite(allow) => HttpError::method_not_allowed(allow),
+            StoreError::Failed(r) => HttpError::with_reason(StatusCode::INTERNAL_SERVER_ERROR, r),
             StoreError::Io(err) => {
                 tracing::error!("i/o error: {err}");
                 HttpError::new(StatusCode::INTERNAL_SERVER_ERROR)

@@ -88,8 +88,9 @@ pub async fn resolve(
             version,
         } => {
             let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
-            let ver = names_version(version, write)?;
-            let dir = repo.products_dir().join(&p).join(&v).join(&pb).join(&ver).join(&fname);
+            let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
+            let ver = resolve_version(&pbranch_dir, version, write).await?;
+            let dir = pbranch_dir.join(&ver).join(&fname);
             FormatLoc {
                 url: format!("{}/products/{p}/{v}/{pb}/{ver}/{fname}/", repo.url_prefix()),
                 dir,
@@ -101,16 +102,16 @@ pub async fn resolve(
     Ok(loc)
 }
 
-fn names_version(raw: &str, write: bool) -> HttpResult<String> {
+/// A version segment, which may be an alias (writes through one get 405).
+async fn resolve_version(pbranch_dir: &std::path::Path, raw: &str, write: bool) -> HttpResult<String> {
     let v = crate::store::names::lower(raw);
-    if Alias::parse(&v).is_some() {
-        return Err(if write {
-            HttpError::method_not_allowed("GET")
-        } else {
-            HttpError::not_implemented("Version aliases")
-        });
+    match Alias::parse(&v) {
+        Some(_) if write => Err(HttpError::method_not_allowed("GET")),
+        Some(alias) => crate::store::products::resolve_version_alias(pbranch_dir, alias)
+            .await?
+            .ok_or_else(HttpError::not_found),
+        None => name(&v),
     }
-    name(&v)
 }
 
 pub async fn format_dir(
@@ -162,12 +163,7 @@ pub async fn format_dir(
             Ok(Response::new(Body::empty()))
         }
         Method::PATCH => {
-            if ctx.cfg.post_process_cmd.is_some() {
-                return Err(HttpError::not_implemented("DLREPO_POST_PROCESS_CMD"));
-            }
-            let _g = ctx.store.format_locks.lock(loc.dir.clone()).await;
-            io::unlink_opt(&loc.dir.join(".dirty")).await?;
-            ctx.store.forget_tree(&loc.dir);
+            ctx.store.finalize_format(&loc.dir).await?;
             Ok(respond::ok_empty())
         }
         Method::DELETE => {

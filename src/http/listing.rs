@@ -1,4 +1,4 @@
-//! Branches, branch, tag and job endpoints (http-api.md §7.3–7.6).
+//! Branches, branch and tag endpoints (http-api.md §7.3–7.5).
 
 use std::rc::Rc;
 
@@ -204,55 +204,5 @@ pub async fn tag(
             Ok(respond::ok_empty())
         }
         _ => Err(HttpError::method_not_allowed("DELETE,GET,POST")),
-    }
-}
-
-pub async fn job(
-    ctx: &Rc<Ctx>,
-    req: &mut Req,
-    user: &Option<String>,
-    branch_raw: &str,
-    tag_raw: &str,
-    job_raw: &str,
-    _slash: bool,
-) -> HttpResult<Response<Body>> {
-    let repo = user_repo(ctx, user)?;
-    let branch = name(branch_raw)?;
-    let is_get = *req.method() == Method::GET;
-    let tag = resolve_tag(&repo, &branch, tag_raw, !is_get, "GET").await?;
-    let jr = JobRef {
-        repo: repo.clone(),
-        branch,
-        tag,
-        job: name(job_raw)?,
-    };
-    match *req.method() {
-        Method::GET => {
-            let dir = jr.dir();
-            if !io::is_dir(&dir).await {
-                return Err(HttpError::not_found());
-            }
-            let canonical = jr.url();
-            if req.path != canonical {
-                return Ok(respond::redirect(&canonical));
-            }
-            let mut m = tree::job_summary(&jr).await;
-            m.insert("internal".into(), Value::Bool(meta::flag(&dir.join(".internal")).await));
-            m.insert(
-                "timestamp".into(),
-                meta::timestamp_value(meta::mtime(&dir.join(".stamp")).await),
-            );
-            let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
-            m.insert("digest".into(), Value::String(digest));
-            let formats: Vec<Value> = tree::list_dirs(&dir).await?.into_iter().map(Value::String).collect();
-            m.insert("artifact_formats".into(), Value::Array(formats));
-            Ok(respond::json(&json!({ "job": m })))
-        }
-        Method::DELETE => {
-            ctx.store.delete_job(&jr).await?;
-            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
-            Ok(respond::ok_empty())
-        }
-        _ => Err(HttpError::not_implemented("Job metadata and locking")),
     }
 }

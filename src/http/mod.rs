@@ -2,13 +2,16 @@
 //! resource. Handlers call the storage layer; errors become responses in
 //! `error.rs` only.
 
+mod archive;
 mod artifact;
 pub mod body;
 mod error;
 mod file;
 mod format;
+mod job;
 mod jsonbody;
 mod listing;
+mod products;
 mod respond;
 pub mod route;
 pub mod server;
@@ -187,7 +190,7 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             tag,
             job,
             slash,
-        } => listing::job(ctx, req, &user, &branch, &tag, &job, slash).await,
+        } => job::job(ctx, req, &user, &branch, &tag, &job, slash).await,
         Route::Format { user, parent, format } => format::format_dir(ctx, req, &user, &parent, &format).await,
         Route::FormatShortcut { user, parent, format } => format::shortcut(ctx, req, &user, &parent, &format).await,
         Route::Artifact {
@@ -199,15 +202,67 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             Method::PUT => upload::put(ctx, req, &user, &parent, &format, &path).await,
             _ => artifact::get(ctx, req, &user, &parent, &format, &path).await,
         },
-        Route::JobTar { .. } | Route::FormatTar { .. } | Route::VersionTar { .. } => {
-            Err(HttpError::not_implemented("Archives"))
+        Route::JobTar { user, branch, tag, job } => archive::job_tar(ctx, req, &user, &branch, &tag, &job).await,
+        Route::FormatTar { user, parent, format } => archive::format_tar(ctx, req, &user, &parent, &format).await,
+        Route::FormatSha256 { user, parent, format } => archive::format_sha256(ctx, req, &user, &parent, &format).await,
+        Route::VersionTar {
+            user,
+            product,
+            variant,
+            pbranch,
+            version,
+        } => archive::version_tar(ctx, req, &user, &product, &variant, &pbranch, &version).await,
+        Route::Products { user, slash } => {
+            let level = products::Level {
+                product: None,
+                variant: None,
+                pbranch: None,
+            };
+            products::listing(ctx, req, &user, level, slash).await
         }
-        Route::FormatSha256 { .. } => Err(HttpError::not_implemented("Format digests")),
-        Route::Products { .. }
-        | Route::Product { .. }
-        | Route::Variant { .. }
-        | Route::ProductBranch { .. }
-        | Route::Version { .. } => Err(HttpError::not_implemented("The products view")),
+        Route::Product { user, product, slash } => {
+            let level = products::Level {
+                product: Some(&product),
+                variant: None,
+                pbranch: None,
+            };
+            products::listing(ctx, req, &user, level, slash).await
+        }
+        Route::Variant {
+            user,
+            product,
+            variant,
+            slash,
+        } => {
+            let level = products::Level {
+                product: Some(&product),
+                variant: Some(&variant),
+                pbranch: None,
+            };
+            products::listing(ctx, req, &user, level, slash).await
+        }
+        Route::ProductBranch {
+            user,
+            product,
+            variant,
+            pbranch,
+            slash,
+        } => {
+            let level = products::Level {
+                product: Some(&product),
+                variant: Some(&variant),
+                pbranch: Some(&pbranch),
+            };
+            products::listing(ctx, req, &user, level, slash).await
+        }
+        Route::Version {
+            user,
+            product,
+            variant,
+            pbranch,
+            version,
+            ..
+        } => products::version(ctx, req, &user, &product, &variant, &pbranch, &version).await,
         Route::Registry | Route::NotFound => Err(HttpError::not_found()),
     }
 }

@@ -30,6 +30,8 @@ pub struct Stat {
     pub size: u64,
     pub mtime_sec: i64,
     pub mtime_nsec: u32,
+    /// Status change time in nanoseconds (detects files a command rewrote).
+    pub ctime_ns: i128,
 }
 
 impl Stat {
@@ -98,7 +100,14 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
         &mut *buf as *mut libc::statx as *mut types::statx,
     )
     .flags(flags)
-    .mask(libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_NLINK | libc::STATX_SIZE | libc::STATX_MTIME)
+    .mask(
+        libc::STATX_TYPE
+            | libc::STATX_MODE
+            | libc::STATX_NLINK
+            | libc::STATX_SIZE
+            | libc::STATX_MTIME
+            | libc::STATX_CTIME,
+    )
     .build();
     let (res, (_, buf)) = op::submit((p, buf), sqe).await;
     res?;
@@ -108,6 +117,7 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
         size: buf.stx_size,
         mtime_sec: buf.stx_mtime.tv_sec,
         mtime_nsec: buf.stx_mtime.tv_nsec,
+        ctime_ns: buf.stx_ctime.tv_sec as i128 * 1_000_000_000 + buf.stx_ctime.tv_nsec as i128,
     })
 }
 
@@ -126,6 +136,7 @@ pub fn fstat(file: &File) -> io::Result<Stat> {
         size: st.st_size as u64,
         mtime_sec: st.st_mtime,
         mtime_nsec: st.st_mtime_nsec as u32,
+        ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
     })
 }
 
@@ -313,6 +324,44 @@ pub async fn read_file(path: &Path) -> io::Result<Vec<u8>> {
     // Dropping a tokio-uring file submits its close without waiting for it.
     drop(file);
     Ok(out)
+}
+
+/// Copies a file through the ring, a chunk at a time, into a new file
+/// (mode 0644) at `dst`.
+pub async fn copy_file(src: &Path, dst: &Path, chunk: usize) -> io::Result<()> {
+    let from = open_read(src).await?;
+    let to = create_new(dst, 0o644).await?;
+    let mut pos = 0u64;
+    loop {
+        let (res, buf) = from.read_at(vec![0u8; chunk.max(4096)], pos).await;
+        let n = res?;
+        if n == 0 {
+            break;
+        }
+        let mut buf = buf;
+        buf.truncate(n);
+        write_all_at(&to, buf, pos).await?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file, read through the ring a chunk at a time.
+pub async fn sha256_file(path: &Path, chunk: usize) -> io::Result<String> {
+    use sha2::Digest as _;
+    let f = open_read(path).await?;
+    let mut h = sha2::Sha256::new();
+    let mut pos = 0u64;
+    loop {
+        let (res, buf) = f.read_at(vec![0u8; chunk.max(4096)], pos).await;
+        let n = res?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Reads a file, with "does not exist" as `None`.

@@ -16,6 +16,8 @@ pub enum StoreError {
     Conflict(String),
     /// A write through an alias (405 with this `Allow` list).
     AliasWrite(&'static str),
+    /// An operation of ours failed with this reason (500).
+    Failed(String),
     /// Anything the file system said that is not the client's fault (500).
     Io(io::Error),
 }
@@ -39,7 +41,8 @@ impl std::fmt::Display for StoreError {
             StoreError::Refused(s)
             | StoreError::InvalidDigest(s)
             | StoreError::DigestMismatch(s)
-            | StoreError::Conflict(s) => f.write_str(s),
+            | StoreError::Conflict(s)
+            | StoreError::Failed(s) => f.write_str(s),
             StoreError::AliasWrite(allow) => write!(f, "alias write (allow {allow})"),
             StoreError::Io(e) => write!(f, "{e}"),
         }

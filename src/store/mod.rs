@@ -1,10 +1,13 @@
 //! The storage layer: the on-disk tree of `layout.md`, the blob store, and
 //! the upload and link paths. Nothing here knows about HTTP.
 
+pub mod archive;
 pub mod blobs;
 pub mod delete;
 pub mod digest;
 pub mod error;
+pub mod finalize;
+pub mod jobs;
 pub mod link;
 pub mod locks;
 pub mod meta;
@@ -142,7 +145,7 @@ impl Store {
         }
     }
 
-    fn cache_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) {
+    pub(crate) fn cache_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) {
         let mut cache = self.digests_cache.borrow_mut();
         if cache.len() >= DIGESTS_CACHE_FORMATS && !cache.contains_key(format_dir) {
             // Crude but bounded: start over rather than track recency.

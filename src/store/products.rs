@@ -6,13 +6,9 @@ use std::path::{Path, PathBuf};
 use super::repo::JobRef;
 use crate::io;
 
-/// Resolves a symlink's target against the directory holding the link.
+/// Resolves a symlink to the canonical path of what it points to.
 fn resolve_link(link: &Path) -> Option<PathBuf> {
-    let target = io::read_link(link).ok()?;
-    Some(match link.parent() {
-        Some(parent) if target.is_relative() => parent.join(target),
-        _ => target,
-    })
+    io::canonicalize(link).ok()
 }
 
 /// Removes the job's contributions to its product version (http-api.md §7.6):
@@ -82,6 +78,11 @@ async fn prune_version(version_dir: &Path, products_dir: &Path) -> std::io::Resu
     if entries.iter().any(|e| e.name != ".stamp") {
         return Ok(());
     }
+    // Compare canonical paths: the version folder was reached through links.
+    let Ok(products_dir) = io::canonicalize(products_dir) else {
+        return Ok(());
+    };
+    let products_dir = products_dir.as_path();
     io::unlink_opt(&version_dir.join(".stamp")).await?;
     let mut dir = version_dir.to_path_buf();
     loop {
@@ -97,4 +98,129 @@ async fn prune_version(version_dir: &Path, products_dir: &Path) -> std::io::Resu
         }
     }
     Ok(())
+}
+
+/// The product path components of a job's metadata, when it has all four
+/// keys. A value that could not be a folder name (a `/`, a leading `.`) is
+/// refused rather than followed outside the products tree.
+fn product_path(metadata: &serde_json::Map<String, serde_json::Value>) -> Result<Option<[String; 4]>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(4);
+    for key in ["product", "product_variant", "product_branch", "version"] {
+        match metadata.get(key).and_then(|v| v.as_str()) {
+            Some(v) if !v.is_empty() => {
+                if !super::names::is_valid_name(v) {
+                    return Err(format!("Invalid {key}: {v}"));
+                }
+                out.push(v.to_string());
+            }
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some([out[0].clone(), out[1].clone(), out[2].clone(), out[3].clone()]))
+}
+
+/// Links a job into `products/<p>/<v>/<pb>/<ver>/` when its metadata has all
+/// four product keys: the version folder and its `.stamp`, the job's
+/// `.product` link, and one link per format, in name order. A format name
+/// another job already linked there fails with the original's `[Errno 17]`
+/// message; links made before it stay.
+pub async fn create_product_links(
+    job: &JobRef,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+) -> super::StoreResult<()> {
+    let Some([p, v, pb, ver]) = product_path(metadata).map_err(super::StoreError::Refused)? else {
+        return Ok(());
+    };
+    let version_dir = job.repo.products_dir().join(&p).join(&v).join(&pb).join(&ver);
+    io::mkdir_all(&version_dir).await?;
+    io::create_if_missing(&version_dir.join(".stamp")).await?;
+    let job_dir = job.dir();
+    let product_target = PathBuf::from(format!("../../../../products/{p}/{v}/{pb}/{ver}"));
+    let product_link = job_dir.join(".product");
+    let _ = io::unlink_opt(&product_link).await;
+    io::symlink(&product_target, &product_link).await?;
+    for f in super::tree::list_dirs(&job_dir).await? {
+        let target = PathBuf::from(format!(
+            "../../../../../branches/{}/{}/{}/{f}",
+            job.branch, job.tag, job.job
+        ));
+        let link = version_dir.join(&f);
+        if let Err(e) = io::symlink(&target, &link).await {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                return Err(super::StoreError::Refused(format!(
+                    "[Errno 17] File exists: '{}' -> '{}'",
+                    target.display(),
+                    link.display()
+                )));
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// Flags of a product version, derived from the formats it links to.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VersionFlags {
+    pub locked: bool,
+    pub released: bool,
+    pub stable: bool,
+}
+
+/// The formats of a version that resolve to existing folders, in name order,
+/// with the folders they resolve to.
+pub async fn version_formats(version_dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for name in super::tree::list_dirs(version_dir).await.unwrap_or_default() {
+        if let Ok(real) = io::canonicalize(&version_dir.join(&name)) {
+            out.push((name, real));
+        }
+    }
+    out
+}
+
+/// `locked`: a format's tag has `.locked`; `released`: a format's job has
+/// `.released`; `stable`: a format's tag has `.stable`.
+pub async fn version_flags(version_dir: &Path) -> VersionFlags {
+    let mut flags = VersionFlags::default();
+    for (_, fmt) in version_formats(version_dir).await {
+        let Some(job) = fmt.parent() else { continue };
+        let Some(tag) = job.parent() else { continue };
+        flags.locked |= super::meta::flag(&tag.join(".locked")).await;
+        flags.stable |= super::meta::flag(&tag.join(".stable")).await;
+        flags.released |= super::meta::flag(&job.join(".released")).await;
+    }
+    flags
+}
+
+/// Resolves a version alias among the versions of a product branch, newest
+/// `.stamp` first; a version is stable when any of its formats lives in a
+/// stable tag.
+pub async fn resolve_version_alias(
+    pbranch_dir: &Path,
+    alias: super::names::Alias,
+) -> super::StoreResult<Option<String>> {
+    use super::names::Alias;
+    let mut versions = Vec::new();
+    for v in super::tree::list_dirs(pbranch_dir).await? {
+        let ts = super::meta::mtime(&pbranch_dir.join(&v).join(".stamp"))
+            .await
+            .unwrap_or(0.0);
+        versions.push((v, ts));
+    }
+    versions.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    if alias == Alias::Latest {
+        return Ok(versions.into_iter().next().map(|v| v.0));
+    }
+    let skip = if alias == Alias::Stable { 0 } else { 1 };
+    let mut stable = Vec::new();
+    for (v, _) in versions {
+        if version_flags(&pbranch_dir.join(&v)).await.stable {
+            stable.push(v);
+            if stable.len() > skip {
+                break;
+            }
+        }
+    }
+    Ok(stable.into_iter().nth(skip))
 }

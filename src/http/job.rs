@@ -1,0 +1,103 @@
+//! The job endpoint (http-api.md §7.6): information, metadata, the internal
+//! flag, lock and unlock, and delete.
+
+use std::rc::Rc;
+
+use hyper::{Method, Response};
+use serde_json::{json, Map, Value};
+
+use super::jsonbody::{read_json, wrapped_object};
+use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use crate::cleanup::{RunKind, Trigger};
+use crate::io;
+use crate::store::repo::JobRef;
+use crate::store::{meta, tree};
+
+pub async fn job(
+    ctx: &Rc<Ctx>,
+    req: &mut Req,
+    user: &Option<String>,
+    branch_raw: &str,
+    tag_raw: &str,
+    job_raw: &str,
+    _slash: bool,
+) -> HttpResult<Response<Body>> {
+    let repo = user_repo(ctx, user)?;
+    let branch = name(branch_raw)?;
+    let is_get = *req.method() == Method::GET;
+    let tag = resolve_tag(&repo, &branch, tag_raw, !is_get, "GET").await?;
+    let jr = JobRef {
+        repo: repo.clone(),
+        branch,
+        tag,
+        job: name(job_raw)?,
+    };
+    match *req.method() {
+        Method::GET => {
+            let dir = jr.dir();
+            if !io::is_dir(&dir).await {
+                return Err(HttpError::not_found());
+            }
+            let canonical = jr.url();
+            if req.path != canonical {
+                return Ok(respond::redirect(&canonical));
+            }
+            let mut m = tree::job_summary(&jr).await;
+            m.insert("internal".into(), Value::Bool(meta::flag(&dir.join(".internal")).await));
+            m.insert(
+                "timestamp".into(),
+                meta::timestamp_value(meta::mtime(&dir.join(".stamp")).await),
+            );
+            let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
+            m.insert("digest".into(), Value::String(digest));
+            let formats: Vec<Value> = tree::list_dirs(&dir).await?.into_iter().map(Value::String).collect();
+            m.insert("artifact_formats".into(), Value::Array(formats));
+            Ok(respond::json(&json!({ "job": m })))
+        }
+        Method::DELETE => {
+            ctx.store.delete_job(&jr).await?;
+            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
+            Ok(respond::ok_empty())
+        }
+        Method::PATCH => {
+            let updates = read_job_params(req).await?;
+            ctx.store.patch_metadata(&jr, &updates).await?;
+            Ok(respond::ok_empty())
+        }
+        Method::PUT => {
+            let params = read_job_params(req).await?;
+            let internal = match params.get("internal") {
+                None | Some(Value::Null) => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(_) => return Err(invalid()),
+            };
+            let lock = match params.get("locked") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(true)) => true,
+                // Unlocking is POST's job.
+                Some(_) => return Err(invalid()),
+            };
+            ctx.store.put_job(&jr, internal, lock).await?;
+            Ok(respond::ok_empty())
+        }
+        Method::POST => {
+            let params = read_job_params(req).await?;
+            if params.get("locked") != Some(&Value::Bool(false)) {
+                return Err(invalid());
+            }
+            ctx.store.unlock_job(&jr).await?;
+            Ok(respond::ok_empty())
+        }
+        _ => Err(HttpError::method_not_allowed("DELETE,GET,PATCH,POST,PUT")),
+    }
+}
+
+fn invalid() -> HttpError {
+    HttpError::bad_request("Invalid parameters")
+}
+
+/// The object under `job` of the body; anything else is `400 Invalid parameters`.
+async fn read_job_params(req: &mut Req) -> HttpResult<Map<String, Value>> {
+    let body = read_json(req).await?;
+    wrapped_object(body, "job").ok_or_else(invalid)
+}

@@ -1,0 +1,140 @@
+//! The read-only products view (http-api.md §7.15–7.16).
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use hyper::Response;
+use serde_json::{json, Value};
+
+use super::{name, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use crate::io;
+use crate::store::names::{self, Alias};
+use crate::store::{meta, products, tree, Repo};
+
+/// The product-tree levels a listing URL names, lowercased.
+pub struct Level<'a> {
+    pub product: Option<&'a str>,
+    pub variant: Option<&'a str>,
+    pub pbranch: Option<&'a str>,
+}
+
+fn level_dir(repo: &Repo, parts: &[String]) -> PathBuf {
+    let mut d = repo.products_dir();
+    for p in parts {
+        d.push(p);
+    }
+    d
+}
+
+fn named(list: Vec<String>) -> Vec<Value> {
+    list.into_iter().map(|n| json!({ "name": n })).collect()
+}
+
+/// `GET [~u]/products/`, `…/<p>/`, `…/<v>/`, `…/<pb>/`.
+pub async fn listing(
+    ctx: &Rc<Ctx>,
+    req: &Req,
+    user: &Option<String>,
+    level: Level<'_>,
+    slash: bool,
+) -> HttpResult<Response<Body>> {
+    let repo = user_repo(ctx, user)?;
+    let mut parts = Vec::new();
+    for raw in [level.product, level.variant, level.pbranch].into_iter().flatten() {
+        parts.push(name(raw)?);
+    }
+    let dir = level_dir(&repo, &parts);
+    if !parts.is_empty() && !io::is_dir(&dir).await {
+        return Err(HttpError::not_found());
+    }
+    if !slash {
+        return Ok(respond::redirect(&format!("{}/", req.path)));
+    }
+    let children = tree::list_dirs(&dir).await?;
+    let body = match parts.len() {
+        0 => json!({ "products": named(children) }),
+        1 => json!({ "product": { "name": parts[0], "product_variants": named(children) } }),
+        2 => json!({ "product_variant": { "name": parts[1], "product_branches": named(children) } }),
+        _ => {
+            let mut versions = Vec::new();
+            for v in children {
+                let vdir = dir.join(&v);
+                let flags = products::version_flags(&vdir).await;
+                versions.push(json!({
+                    "name": v,
+                    "timestamp": meta::timestamp_value(meta::mtime(&vdir.join(".stamp")).await),
+                    "locked": flags.locked,
+                    "released": flags.released,
+                    "stable": flags.stable,
+                }));
+            }
+            json!({ "product_branch": { "name": parts[2], "versions": versions } })
+        }
+    };
+    Ok(respond::json(&body))
+}
+
+/// A version found on disk: its folder and canonical URL (with the slash).
+pub struct VersionLoc {
+    pub dir: PathBuf,
+    pub url: String,
+    pub product: String,
+    pub variant: String,
+    pub version: String,
+}
+
+/// Resolves `<p>/<v>/<pb>/<ver>` (the version may be an alias); 404 if missing.
+pub async fn locate_version(
+    ctx: &Ctx,
+    user: &Option<String>,
+    product: &str,
+    variant: &str,
+    pbranch: &str,
+    version: &str,
+) -> HttpResult<VersionLoc> {
+    let repo = user_repo(ctx, user)?;
+    let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
+    let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
+    let lowered = names::lower(version);
+    let ver = match Alias::parse(&lowered) {
+        Some(alias) => products::resolve_version_alias(&pbranch_dir, alias)
+            .await?
+            .ok_or_else(HttpError::not_found)?,
+        None => name(&lowered)?,
+    };
+    let dir = pbranch_dir.join(&ver);
+    if !io::is_dir(&dir).await {
+        return Err(HttpError::not_found());
+    }
+    Ok(VersionLoc {
+        url: format!("{}/products/{p}/{v}/{pb}/{ver}/", repo.url_prefix()),
+        dir,
+        product: p,
+        variant: v,
+        version: ver,
+    })
+}
+
+/// `GET [~u]/products/<p>/<v>/<pb>/<ver>/`.
+pub async fn version(
+    ctx: &Rc<Ctx>,
+    req: &Req,
+    user: &Option<String>,
+    product: &str,
+    variant: &str,
+    pbranch: &str,
+    version: &str,
+) -> HttpResult<Response<Body>> {
+    let loc = locate_version(ctx, user, product, variant, pbranch, version).await?;
+    if req.path != loc.url {
+        return Ok(respond::redirect(&loc.url));
+    }
+    let formats: Vec<Value> = products::version_formats(&loc.dir)
+        .await
+        .into_iter()
+        .map(|(n, _)| Value::String(n))
+        .collect();
+    Ok(respond::json(
+        &json!({ "version": { "name": loc.version, "artifact_formats": formats } }),
+    ))
+}
