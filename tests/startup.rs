@@ -91,7 +91,13 @@ fn start_activated(root: &std::path::Path, fd: i32) -> std::process::Child {
     c.spawn().unwrap()
 }
 
+/// Puts `a` at descriptor `b` without close-on-exec. dup2 onto itself would
+/// keep the flag, so that case clears it instead.
 fn libc_dup2(a: i32, b: i32) -> i32 {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    if a == b {
+        return fcntl(a, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| 0).unwrap_or(-1);
+    }
     nix::unistd::dup2(a, b).map(|_| 0).unwrap_or(-1)
 }
 
