@@ -6,6 +6,7 @@
 //! blobs, uploads) and `cleanup` (background GC) → `io` (every disk
 //! operation, submitted to the ring).
 
+pub mod auth;
 pub mod cleanup;
 pub mod config;
 pub mod http;

@@ -3,11 +3,12 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use dlrepo::auth::Auth;
 use dlrepo::cleanup::{RunKind, Scheduler, Trigger};
 use dlrepo::config::Config;
 use dlrepo::http::server::{self, InFlight, Listener};
 use dlrepo::http::Ctx;
-use dlrepo::logging::{self, CRITICAL};
+use dlrepo::logging;
 use dlrepo::store::Store;
 
 // Many short-lived buffers of very different sizes (request heads, frames,
@@ -60,18 +61,9 @@ fn systemd_listen_fd() -> Option<i32> {
 
 async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     let cfg = Rc::new(cfg);
-    if cfg.auth_disabled {
-        tracing::error!(target: CRITICAL, "NO AUTHENTICATION! ANYONE CAN WRITE!");
-    } else {
-        tracing::error!(
-            target: CRITICAL,
-            "Authentication and access control are not implemented yet: every request is allowed, \
-             as with DLREPO_AUTH_DISABLED=1. ANYONE CAN WRITE! Keep this server on a trusted network."
-        );
-    }
-    if cfg.ignore_passwords {
-        tracing::error!(target: CRITICAL, "PASSWORD AUTHENTICATION BYPASSED!");
-    }
+    // Startup order of config.md §4: ACLs and auth file, then the banners.
+    let auth = Auth::new(cfg.clone());
+    auth.banners();
     if let Err(e) = std::fs::create_dir_all(&cfg.root_dir) {
         eprintln!("dlrepo: DLREPO_ROOT_DIR: cannot create {}: {e}", cfg.root_dir.display());
         return 1;
@@ -93,13 +85,14 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     let store = Store::new(cfg.clone());
     let cleanup = Scheduler::new(store.clone());
     let ctx = Rc::new(Ctx {
+        auth: auth.clone(),
         store,
         cfg: cfg.clone(),
         cleanup: cleanup.clone(),
     });
     tracing::info!("======== Running on {} ========", listener.describe());
 
-    spawn_signal_handlers(cleanup.clone());
+    spawn_signal_handlers(cleanup.clone(), auth);
     if cfg.tag_cleanup_period > 0 {
         let period = Duration::from_secs(cfg.tag_cleanup_period);
         let c = cleanup.clone();
@@ -124,7 +117,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     0
 }
 
-fn spawn_signal_handlers(cleanup: Rc<Scheduler>) {
+fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>) {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::user_defined1()) {
         Ok(mut usr1) => {
@@ -140,7 +133,8 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>) {
         Ok(mut hup) => {
             tokio_uring::spawn(async move {
                 while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: nothing to reload (no ACLs or auth file in use)");
+                    tracing::info!("SIGHUP: reloading the ACL files and the auth file");
+                    auth.reload();
                 }
             });
         }

@@ -61,7 +61,7 @@ pub async fn job_tar(
 ) -> HttpResult<Response<Body>> {
     let repo = user_repo(ctx, user)?;
     let branch = name(branch)?;
-    let tag = resolve_tag(&repo, &branch, tag, false, "GET").await?;
+    let tag = resolve_tag(&req.access, &repo, &branch, tag, false, "GET").await?;
     let jr = JobRef {
         repo,
         branch,
@@ -79,6 +79,9 @@ pub async fn job_tar(
     }
     let mut members = Vec::new();
     for f in crate::store::tree::list_dirs(&dir).await? {
+        if !req.access.can_read(&format!("{}{f}/", jr.url())) {
+            continue;
+        }
         let fdir = dir.join(&f);
         let digests = ctx.store.digests(&fdir).await;
         members.extend(members_of(&digests, &fdir, &format!("{f}/")));
@@ -127,7 +130,7 @@ pub async fn format_tar(
     parent: &Parent,
     format: &str,
 ) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, user, parent, format, false).await?;
+    let loc = locate(ctx, &req.access, user, parent, format, false).await?;
     let is_head = *req.method() == Method::HEAD;
     if is_head && meta::flag(&loc.dir.join(".dirty")).await {
         return Err(HttpError::not_found());
@@ -157,7 +160,7 @@ pub async fn format_sha256(
     parent: &Parent,
     format: &str,
 ) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, user, parent, format, false).await?;
+    let loc = locate(ctx, &req.access, user, parent, format, false).await?;
     let canonical = format!("{}.sha256", loc.url.trim_end_matches('/'));
     if req.path != canonical {
         return Ok(respond::redirect(&canonical));
@@ -186,7 +189,7 @@ pub async fn version_tar(
     pbranch: &str,
     version: &str,
 ) -> HttpResult<Response<Body>> {
-    let loc = locate_version(ctx, user, product, variant, pbranch, version).await?;
+    let loc = locate_version(ctx, &req.access, user, product, variant, pbranch, version).await?;
     // Unlike 0.44 (which pointed at the folder), redirect to the archive.
     let canonical = format!("{}.tar", loc.url.trim_end_matches('/'));
     if req.path != canonical {
@@ -194,6 +197,9 @@ pub async fn version_tar(
     }
     let mut members = Vec::new();
     for (f, real) in products::version_formats(&loc.dir).await {
+        if !req.access.can_read(&format!("{}{f}/", loc.url)) {
+            continue;
+        }
         let digests = meta::read_digests(&real).await;
         members.extend(members_of(&digests, &real, &format!("{f}/")));
     }

@@ -26,7 +26,7 @@ pub async fn get(
             return probe_digest(ctx, &value).await;
         }
     }
-    let loc = resolve(ctx, user, parent, format, false).await?;
+    let loc = resolve(ctx, &req.access, user, parent, format, false).await?;
     if !names::is_valid_artifact_path(path) {
         if !io::is_dir(&loc.dir).await {
             return Err(HttpError::not_found());

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::route::Parent;
 use super::{file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use crate::auth::Access;
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::meta;
@@ -42,12 +43,13 @@ impl FormatLoc {
 /// 405 with `Allow: GET`. Returns 404 when the directory does not exist.
 pub async fn locate(
     ctx: &Ctx,
+    access: &Access,
     user: &Option<String>,
     parent: &Parent,
     format: &str,
     write: bool,
 ) -> HttpResult<FormatLoc> {
-    let loc = resolve(ctx, user, parent, format, write).await?;
+    let loc = resolve(ctx, access, user, parent, format, write).await?;
     if !io::is_dir(&loc.dir).await {
         return Err(HttpError::not_found());
     }
@@ -57,6 +59,7 @@ pub async fn locate(
 /// Like [`locate`], without checking that the directory exists.
 pub async fn resolve(
     ctx: &Ctx,
+    access: &Access,
     user: &Option<String>,
     parent: &Parent,
     format: &str,
@@ -67,7 +70,7 @@ pub async fn resolve(
     let loc = match parent {
         Parent::Job { branch, tag, job } => {
             let branch = name(branch)?;
-            let tag = resolve_tag(&repo, &branch, tag, write, "GET").await?;
+            let tag = resolve_tag(access, &repo, &branch, tag, write, "GET").await?;
             let jr = JobRef {
                 repo: repo.clone(),
                 branch,
@@ -89,7 +92,7 @@ pub async fn resolve(
         } => {
             let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
             let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
-            let ver = resolve_version(&pbranch_dir, version, write).await?;
+            let ver = resolve_version(access, &repo, &pbranch_dir, version, write).await?;
             let dir = pbranch_dir.join(&ver).join(&fname);
             FormatLoc {
                 url: format!("{}/products/{p}/{v}/{pb}/{ver}/{fname}/", repo.url_prefix()),
@@ -103,13 +106,25 @@ pub async fn resolve(
 }
 
 /// A version segment, which may be an alias (writes through one get 405).
-async fn resolve_version(pbranch_dir: &std::path::Path, raw: &str, write: bool) -> HttpResult<String> {
+pub async fn resolve_version(
+    access: &Access,
+    repo: &crate::store::Repo,
+    pbranch_dir: &std::path::Path,
+    raw: &str,
+    write: bool,
+) -> HttpResult<String> {
     let v = crate::store::names::lower(raw);
     match Alias::parse(&v) {
         Some(_) if write => Err(HttpError::method_not_allowed("GET")),
-        Some(alias) => crate::store::products::resolve_version_alias(pbranch_dir, alias)
-            .await?
-            .ok_or_else(HttpError::not_found),
+        Some(alias) => {
+            // The URL of a version, from its folder below the repository's products/.
+            let rel = pbranch_dir.strip_prefix(repo.products_dir()).unwrap_or(pbranch_dir);
+            let prefix = format!("{}/products/{}/", repo.url_prefix(), rel.display());
+            let readable = |ver: &str| access.can_read(&format!("{prefix}{ver}/"));
+            crate::store::products::resolve_version_alias(pbranch_dir, alias, readable)
+                .await?
+                .ok_or_else(HttpError::not_found)
+        }
         None => name(&v),
     }
 }
@@ -124,14 +139,14 @@ pub async fn format_dir(
     let method = req.method().clone();
     let is_product = matches!(parent, Parent::Version { .. });
     if method == Method::DELETE && is_product {
-        locate(ctx, user, parent, format, false).await?;
+        locate(ctx, &req.access, user, parent, format, false).await?;
         return Err(HttpError::bad_request("Deleting product formats is not supported"));
     }
     if method == Method::PATCH && is_product {
         return Err(HttpError::method_not_allowed("GET"));
     }
     let write = !matches!(method, Method::GET | Method::HEAD);
-    let loc = locate(ctx, user, parent, format, write).await?;
+    let loc = locate(ctx, &req.access, user, parent, format, write).await?;
     match method {
         Method::GET => {
             if req.path != loc.url {
@@ -184,12 +199,12 @@ pub async fn format_dir(
 /// to the format directory.
 pub async fn shortcut(
     ctx: &Rc<Ctx>,
-    _req: &mut Req,
+    req: &mut Req,
     user: &Option<String>,
     parent: &Parent,
     format: &str,
 ) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, user, parent, format, false).await?;
+    let loc = locate(ctx, &req.access, user, parent, format, false).await?;
     if meta::flag(&loc.dir.join(".dirty")).await {
         return Err(HttpError::not_found());
     }

@@ -25,7 +25,7 @@ pub async fn job(
     let repo = user_repo(ctx, user)?;
     let branch = name(branch_raw)?;
     let is_get = *req.method() == Method::GET;
-    let tag = resolve_tag(&repo, &branch, tag_raw, !is_get, "GET").await?;
+    let tag = resolve_tag(&req.access, &repo, &branch, tag_raw, !is_get, "GET").await?;
     let jr = JobRef {
         repo: repo.clone(),
         branch,
@@ -50,7 +50,12 @@ pub async fn job(
             );
             let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
             m.insert("digest".into(), Value::String(digest));
-            let formats: Vec<Value> = tree::list_dirs(&dir).await?.into_iter().map(Value::String).collect();
+            let formats: Vec<Value> = tree::list_dirs(&dir)
+                .await?
+                .into_iter()
+                .filter(|f| req.access.can_read(&format!("{canonical}{f}/")))
+                .map(Value::String)
+                .collect();
             m.insert("artifact_formats".into(), Value::Array(formats));
             Ok(respond::json(&json!({ "job": m })))
         }

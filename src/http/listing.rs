@@ -20,6 +20,9 @@ pub async fn branches(ctx: &Rc<Ctx>, req: &Req, user: &Option<String>, slash: bo
     }
     let mut list = Vec::new();
     for b in tree::list_dirs(&repo.branches_dir()).await? {
+        if !req.access.can_read(&format!("{}/branches/{b}/", repo.url_prefix())) {
+            continue;
+        }
         let c = tree::branch_counts(&repo, &b).await?;
         let mut obj = Map::new();
         obj.insert("name".into(), Value::String(b.clone()));
@@ -55,6 +58,12 @@ pub async fn branch(
             let released_only = req.query().iter().any(|(k, v)| k == "released" && !v.is_empty());
             let mut tags = Vec::new();
             for t in tree::list_dirs(&repo.branch_dir(&branch)).await? {
+                if !req
+                    .access
+                    .can_read(&format!("{}/branches/{branch}/{t}/", repo.url_prefix()))
+                {
+                    continue;
+                }
                 let info = tree::tag_info(&repo, &branch, &t).await;
                 if released_only && !info.released {
                     continue;
@@ -112,7 +121,7 @@ pub async fn tag(
     let repo = user_repo(ctx, user)?;
     let branch = name(branch_raw)?;
     let write = !matches!(*req.method(), Method::GET | Method::HEAD);
-    let tag = resolve_tag(&repo, &branch, tag_raw, write, "GET,HEAD").await?;
+    let tag = resolve_tag(&req.access, &repo, &branch, tag_raw, write, "GET,HEAD").await?;
     let dir = repo.tag_dir(&branch, &tag);
     if !io::is_dir(&dir).await {
         return Err(HttpError::not_found());
@@ -127,6 +136,9 @@ pub async fn tag(
             let filters = req.query();
             let mut jobs = Vec::new();
             for j in tree::list_dirs(&dir).await? {
+                if !req.access.can_read(&format!("{canonical}{j}/")) {
+                    continue;
+                }
                 let jr = JobRef {
                     repo: repo.clone(),
                     branch: branch.clone(),

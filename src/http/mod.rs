@@ -22,6 +22,7 @@ use std::rc::Rc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
+use crate::auth::{Access, Auth};
 use crate::cleanup::Scheduler;
 use crate::config::Config;
 use crate::store::names::{self, Alias};
@@ -33,6 +34,7 @@ use route::Route;
 /// Everything a request handler needs, shared by all connections.
 pub struct Ctx {
     pub store: Rc<Store>,
+    pub auth: Rc<Auth>,
     pub cfg: Rc<Config>,
     pub cleanup: Rc<Scheduler>,
 }
@@ -43,6 +45,8 @@ pub struct Req {
     pub body: Option<Incoming>,
     /// Percent-decoded path; routing, redirects and ACLs work on it.
     pub path: String,
+    /// What the caller may read (listings, aliases).
+    pub access: Access,
 }
 
 impl Req {
@@ -77,7 +81,7 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Answers one request.
+/// Answers one request: decode the path, authorise, route, log.
 pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let raw = parts.uri.path();
@@ -85,30 +89,69 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         Ok(p) => p.into_owned(),
         Err(_) => return HttpError::not_found().into_response(),
     };
+    // Authentication comes before routing: a refusal is a 401 even for
+    // paths that do not exist or methods that are not allowed.
+    let Ok(access) = ctx.auth.authorize(&parts.method, &path, &parts.headers).await else {
+        let resp = unauthorized(&ctx, &path);
+        log_access(&parts, "None", &resp, peer);
+        return resp;
+    };
     let mut req = Req {
         parts,
         body: Some(body),
         path,
+        access,
     };
     let route = route::route(&req.path);
     let resp = match dispatch(&ctx, &mut req, route).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    log_access(&req.parts, &req.access.log_name(), &resp, peer);
+    resp
+}
+
+/// The 401 of auth.md §5: plain text, or the registry's JSON under `/v2/`.
+fn unauthorized(ctx: &Ctx, path: &str) -> Response<Body> {
+    use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+    let mut resp = if path.starts_with("/v2/") {
+        let mut r = respond::json(&serde_json::json!({
+            "errors": [{"code": "UNAUTHORIZED", "message": "Authentication is required."}]
+        }));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            "docker-distribution-api-version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+        *r.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+        r
+    } else {
+        HttpError::new(hyper::StatusCode::UNAUTHORIZED).into_response()
+    };
+    let challenge = format!("Basic realm=\"{}\", charset=\"utf-8\"", ctx.cfg.auth_realm);
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// The access log line of config.md §6, at DEBUG.
+fn log_access(parts: &hyper::http::request::Parts, user: &str, resp: &Response<Body>, peer: &str) {
+    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     tracing::debug!(
-        "None@{} - {} {} {} {}",
-        req.header("x-forwarded-for")
+        "{user}@{} - {} {} {} {}",
+        header("x-forwarded-for")
             .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .unwrap_or(peer),
         resp.status().as_u16(),
-        req.parts.method,
-        req.parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
-        req.header("user-agent")
+        parts.method,
+        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
+        header("user-agent")
             .map(|ua| format!("'{ua}'"))
             .unwrap_or_else(|| "None".into())
     );
-    resp
 }
 
 fn user_repo(ctx: &Ctx, user: &Option<String>) -> HttpResult<Repo> {
@@ -134,15 +177,26 @@ fn name(raw: &str) -> HttpResult<String> {
     }
 }
 
-/// Resolves a tag segment that may be an alias. Writes through an alias
-/// are refused with 405 and the given `Allow` list.
-async fn resolve_tag(repo: &Repo, branch: &str, tag_raw: &str, write: bool, allow: &str) -> HttpResult<String> {
+/// Resolves a tag segment that may be an alias, among the tags the caller
+/// may read. Writes through an alias are refused with 405 and `allow`.
+async fn resolve_tag(
+    access: &Access,
+    repo: &Repo,
+    branch: &str,
+    tag_raw: &str,
+    write: bool,
+    allow: &str,
+) -> HttpResult<String> {
     let tag = names::lower(tag_raw);
     match Alias::parse(&tag) {
         Some(_) if write => Err(HttpError::method_not_allowed(allow)),
-        Some(alias) => crate::store::tree::resolve_tag_alias(repo, branch, alias, |_| true)
-            .await?
-            .ok_or_else(HttpError::not_found),
+        Some(alias) => {
+            let prefix = format!("{}/branches/{branch}/", repo.url_prefix());
+            let readable = |t: &str| access.can_read(&format!("{prefix}{t}/"));
+            crate::store::tree::resolve_tag_alias(repo, branch, alias, readable)
+                .await?
+                .ok_or_else(HttpError::not_found)
+        }
         None => name(&tag),
     }
 }

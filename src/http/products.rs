@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{name, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
-use crate::store::names::{self, Alias};
+
 use crate::store::{meta, products, tree, Repo};
 
 /// The product-tree levels a listing URL names, lowercased.
@@ -50,7 +50,20 @@ pub async fn listing(
     if !slash {
         return Ok(respond::redirect(&format!("{}/", req.path)));
     }
-    let children = tree::list_dirs(&dir).await?;
+    // Only the children the caller may read, by their canonical URLs.
+    let base = {
+        let mut u = format!("{}/products/", repo.url_prefix());
+        for p in &parts {
+            u.push_str(p);
+            u.push('/');
+        }
+        u
+    };
+    let children: Vec<String> = tree::list_dirs(&dir)
+        .await?
+        .into_iter()
+        .filter(|c| req.access.can_read(&format!("{base}{c}/")))
+        .collect();
     let body = match parts.len() {
         0 => json!({ "products": named(children) }),
         1 => json!({ "product": { "name": parts[0], "product_variants": named(children) } }),
@@ -86,6 +99,7 @@ pub struct VersionLoc {
 /// Resolves `<p>/<v>/<pb>/<ver>` (the version may be an alias); 404 if missing.
 pub async fn locate_version(
     ctx: &Ctx,
+    access: &crate::auth::Access,
     user: &Option<String>,
     product: &str,
     variant: &str,
@@ -95,13 +109,7 @@ pub async fn locate_version(
     let repo = user_repo(ctx, user)?;
     let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
     let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
-    let lowered = names::lower(version);
-    let ver = match Alias::parse(&lowered) {
-        Some(alias) => products::resolve_version_alias(&pbranch_dir, alias)
-            .await?
-            .ok_or_else(HttpError::not_found)?,
-        None => name(&lowered)?,
-    };
+    let ver = super::format::resolve_version(access, &repo, &pbranch_dir, version, false).await?;
     let dir = pbranch_dir.join(&ver);
     if !io::is_dir(&dir).await {
         return Err(HttpError::not_found());
@@ -125,13 +133,14 @@ pub async fn version(
     pbranch: &str,
     version: &str,
 ) -> HttpResult<Response<Body>> {
-    let loc = locate_version(ctx, user, product, variant, pbranch, version).await?;
+    let loc = locate_version(ctx, &req.access, user, product, variant, pbranch, version).await?;
     if req.path != loc.url {
         return Ok(respond::redirect(&loc.url));
     }
     let formats: Vec<Value> = products::version_formats(&loc.dir)
         .await
         .into_iter()
+        .filter(|(n, _)| req.access.can_read(&format!("{}{n}/", loc.url)))
         .map(|(n, _)| Value::String(n))
         .collect();
     Ok(respond::json(

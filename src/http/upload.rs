@@ -27,7 +27,7 @@ pub async fn put(
     };
     let repo = user_repo(ctx, user)?;
     let branch = name(branch)?;
-    let tag = resolve_tag(&repo, &branch, tag, true, "GET").await?;
+    let tag = resolve_tag(&req.access, &repo, &branch, tag, true, "GET").await?;
     let jr = JobRef {
         repo,
         branch,

@@ -199,10 +199,14 @@ pub async fn version_flags(version_dir: &Path) -> VersionFlags {
 pub async fn resolve_version_alias(
     pbranch_dir: &Path,
     alias: super::names::Alias,
+    readable: impl Fn(&str) -> bool,
 ) -> super::StoreResult<Option<String>> {
     use super::names::Alias;
     let mut versions = Vec::new();
     for v in super::tree::list_dirs(pbranch_dir).await? {
+        if !readable(&v) {
+            continue;
+        }
         let ts = super::meta::mtime(&pbranch_dir.join(&v).join(".stamp"))
             .await
             .unwrap_or(0.0);
