@@ -73,7 +73,11 @@ fn parse_opts() -> Opts {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    Ours { fsync: bool },
+    Ours {
+        fsync: bool,
+    },
+    /// Authentication on: auth file + ACLs, every request with Basic credentials.
+    OursAuth,
     Original,
     Nginx,
 }
@@ -83,6 +87,7 @@ impl Kind {
         match self {
             Kind::Ours { fsync: false } => "dlrepo-rs",
             Kind::Ours { fsync: true } => "dlrepo-rs fsync=1",
+            Kind::OursAuth => "dlrepo-rs auth",
             Kind::Original => "dlrepo 0.44",
             Kind::Nginx => "nginx",
         }
@@ -102,6 +107,11 @@ struct Server {
 impl Server {
     fn start(kind: Kind, base: &Path, venv: &Path) -> Server {
         let root = base.join(format!("root-{}", kind.label().replace([' ', '='], "-")));
+        // For the authenticated run: one user whose group may do everything.
+        let _ = std::fs::create_dir_all(base.join("acls"));
+        let _ = std::fs::write(base.join("acls/ci"), "rw /**\n");
+        let _ = std::fs::write(base.join("auth"), "bench:s3cret:ci\n");
+        AUTH_ON.store(kind == Kind::OursAuth, Ordering::Relaxed);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("create root");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -111,7 +121,7 @@ impl Server {
             .port();
         let log = std::fs::File::create(base.join(format!("{}.log", kind.label().replace([' ', '='], "-")))).unwrap();
         let mut cmd = match kind {
-            Kind::Ours { .. } => Command::new(env!("CARGO_BIN_EXE_dlrepo")),
+            Kind::Ours { .. } | Kind::OursAuth => Command::new(env!("CARGO_BIN_EXE_dlrepo")),
             Kind::Original => {
                 let mut c = Command::new(venv.join("bin/python"));
                 c.args(["-m", "dlrepo"]);
@@ -130,7 +140,9 @@ impl Server {
             .env("DLREPO_ROOT_DIR", &root)
             .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
             .env("DLREPO_LISTEN_PORT", port.to_string())
-            .env("DLREPO_AUTH_DISABLED", "1")
+            .env("DLREPO_AUTH_DISABLED", if kind == Kind::OursAuth { "0" } else { "1" })
+            .env("DLREPO_ACLS_DIR", base.join("acls"))
+            .env("DLREPO_AUTH_FILE", base.join("auth"))
             .env("DLREPO_LOG_OUTPUT", "console")
             .env("DLREPO_LOG_LEVEL", "WARNING")
             .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
@@ -222,7 +234,12 @@ http {{
 struct Conn {
     w: TcpStream,
     r: BufReader<TcpStream>,
+    /// Send `bench:s3cret` Basic credentials with every request.
+    auth: bool,
 }
+
+/// Whether the server under test wants credentials.
+static AUTH_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Conn {
     fn open(port: u16) -> Conn {
@@ -231,6 +248,7 @@ impl Conn {
         Conn {
             w: s.try_clone().unwrap(),
             r: BufReader::with_capacity(1 << 20, s),
+            auth: AUTH_ON.load(Ordering::Relaxed),
         }
     }
 
@@ -244,6 +262,9 @@ impl Conn {
         keep: bool,
     ) -> (u16, Vec<u8>, u64) {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        if self.auth {
+            head.push_str("Authorization: Basic YmVuY2g6czNjcmV0\r\n");
+        }
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -662,7 +683,7 @@ fn main() {
         let (rate, p50) = fdatasync_rate(dir);
         warm_up(dir, &d);
         let mut rows = Vec::new();
-        let mut kinds = vec![Kind::Ours { fsync: false }, Kind::Ours { fsync: true }];
+        let mut kinds = vec![Kind::Ours { fsync: false }, Kind::OursAuth, Kind::Ours { fsync: true }];
         if o.peers {
             kinds.push(Kind::Original);
             kinds.push(Kind::Nginx);

@@ -29,6 +29,8 @@ struct Pattern {
     kind: Kind,
     /// The text after `!` and `~`, with `$user` still in it.
     text: String,
+    /// Compiled once when the pattern does not depend on the login.
+    fixed: Option<Regex>,
 }
 
 #[derive(Debug, Clone)]
@@ -95,14 +97,16 @@ fn parse_line(raw: &str, group: &str) -> Option<Line> {
             Some(rest) => (true, rest),
             None => (false, p),
         };
-        let pattern = match p.strip_prefix('~') {
+        let mut pattern = match p.strip_prefix('~') {
             Some(re) => Pattern {
                 kind: Kind::Regex,
                 text: re.to_string(),
+                fixed: None,
             },
             None => Pattern {
                 kind: Kind::Glob,
                 text: p.to_string(),
+                fixed: None,
             },
         };
         // Python constructs the regex crate lacks (look-around, backreferences)
@@ -111,6 +115,9 @@ fn parse_line(raw: &str, group: &str) -> Option<Line> {
             let msg = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
             tracing::warn!("ACL {group}: ignoring line {:?}: {msg}", raw.trim());
             return None;
+        }
+        if !pattern.text.contains("$user") {
+            pattern.fixed = Regex::new(&pattern.regex_source("")).ok();
         }
         if negated {
             line.exclude.push(pattern);
@@ -159,6 +166,9 @@ impl AclSet {
     }
 
     fn matches(&self, p: &Pattern, login: &str, path: &str) -> bool {
+        if let Some(re) = &p.fixed {
+            return re.is_match(path);
+        }
         let key = (p.regex_source(login), String::new());
         if let Some(re) = self.compiled.borrow().get(&key) {
             return re.as_ref().map(|r| r.is_match(path)).unwrap_or(false);

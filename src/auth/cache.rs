@@ -19,7 +19,11 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
         }
     }
 
-    pub fn get(&mut self, k: &K) -> Option<V> {
+    pub fn get<Q>(&mut self, k: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         match self.map.get(k) {
             Some((v, at)) if at.elapsed() < self.ttl => Some(v.clone()),
             Some(_) => {

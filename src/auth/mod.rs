@@ -221,7 +221,7 @@ impl Auth {
         let Some((login, password)) = parse_basic(raw) else {
             return Ok(Identity::anonymous());
         };
-        if let Some(id) = self.credentials.borrow_mut().get(&raw.to_string()) {
+        if let Some(id) = self.credentials.borrow_mut().get(raw) {
             return Ok(id);
         }
         let groups = match &self.mode {
