@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = cfg(&[]).unwrap();
+        let c = cfg(&[]).expect("test value");
         assert_eq!(c.root_dir, PathBuf::from("/var/lib/dlrepo"));
         assert_eq!(c.listen_port, 1337);
         assert_eq!(c.chunk_size, 262144);
@@ -271,13 +271,13 @@ mod tests {
             ("DLREPO_FSYNC", "0"),
             ("DLREPO_INTERNAL_FORMAT_FILTER", "debug"),
         ])
-        .unwrap();
+        .expect("test value");
         assert!(!c.auth_disabled);
         assert!(c.publish_url.is_none());
         assert!(!c.fsync);
         assert!(c.is_internal_format("debug"));
         assert!(c.is_internal_format("debuginfo"));
         assert!(!c.is_internal_format("xdebug"));
-        assert!(cfg(&[("DLREPO_AUTH_DISABLED", "1")]).unwrap().auth_disabled);
+        assert!(cfg(&[("DLREPO_AUTH_DISABLED", "1")]).expect("test value").auth_disabled);
     }
 }

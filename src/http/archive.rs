@@ -15,7 +15,7 @@ use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpRes
 use crate::io;
 use crate::store::archive::{self, Member};
 use crate::store::repo::JobRef;
-use crate::store::{meta, products};
+use crate::store::meta;
 
 /// `<product>-<product_variant>-v<version>` for a job with those keys,
 /// else `<job>-<tag>`.
@@ -196,10 +196,7 @@ pub async fn version_tar(
         return Ok(respond::redirect(&canonical));
     }
     let mut members = Vec::new();
-    for (f, real) in products::version_formats(&loc.dir).await {
-        if !req.access.can_read(&format!("{}{f}/", loc.url)) {
-            continue;
-        }
+    for (f, real) in loc.readable_formats(&req.access).await {
         let digests = meta::read_digests(&real).await;
         members.extend(members_of(&digests, &real, &format!("{f}/")));
     }

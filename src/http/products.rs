@@ -96,6 +96,18 @@ pub struct VersionLoc {
     pub version: String,
 }
 
+impl VersionLoc {
+    /// The version's formats that resolve to folders and that the caller may
+    /// read, with the folders they resolve to.
+    pub async fn readable_formats(&self, access: &crate::auth::Access) -> Vec<(String, PathBuf)> {
+        products::version_formats(&self.dir)
+            .await
+            .into_iter()
+            .filter(|(n, _)| access.can_read(&format!("{}{n}/", self.url)))
+            .collect()
+    }
+}
+
 /// Resolves `<p>/<v>/<pb>/<ver>` (the version may be an alias); 404 if missing.
 pub async fn locate_version(
     ctx: &Ctx,
@@ -137,10 +149,10 @@ pub async fn version(
     if req.path != loc.url {
         return Ok(respond::redirect(&loc.url));
     }
-    let formats: Vec<Value> = products::version_formats(&loc.dir)
+    let formats: Vec<Value> = loc
+        .readable_formats(&req.access)
         .await
         .into_iter()
-        .filter(|(n, _)| req.access.can_read(&format!("{}{n}/", loc.url)))
         .map(|(n, _)| Value::String(n))
         .collect();
     Ok(respond::json(

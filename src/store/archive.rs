@@ -200,14 +200,21 @@ mod tests {
         assert_eq!(pax_record("path", "a"), "9 path=a\n");
         let long = "x".repeat(95);
         let r = pax_record("path", &long);
-        assert_eq!(r.split(' ').next().unwrap().parse::<usize>().unwrap(), r.len());
+        assert_eq!(
+            r.split(' ')
+                .next()
+                .expect("test value")
+                .parse::<usize>()
+                .expect("test value"),
+            r.len()
+        );
     }
 
     #[test]
     fn headers_are_whole_blocks() {
-        let h = member_header("prefix/f\u{fc}r/file", 3, 0o644, 1.5).unwrap();
+        let h = member_header("prefix/f\u{fc}r/file", 3, 0o644, 1.5).expect("test value");
         assert_eq!(h.len() % BLOCK, 0);
-        let h = member_header(&format!("p/{}", "d/".repeat(80)), 3, 0o644, 1.5).unwrap();
+        let h = member_header(&format!("p/{}", "d/".repeat(80)), 3, 0o644, 1.5).expect("test value");
         assert_eq!(h.len() % BLOCK, 0);
     }
 }

@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn parses_and_lowercases() {
-        let d = Digest::parse(Some("SHA256:D929AB")).unwrap();
+        let d = Digest::parse(Some("SHA256:D929AB")).expect("test value");
         assert_eq!(d.algo, "sha256");
         assert_eq!(d.hex, "d929ab");
         assert_eq!(d.blob_rel_path(), ".blobs/sha256/d9/d929ab");

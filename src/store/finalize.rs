@@ -2,13 +2,13 @@
 //! (publish.md §2).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
 use super::digest::Digest;
-use super::{Store, StoreError, StoreResult};
+use super::{meta, Store, StoreError, StoreResult};
 use crate::io;
 
 impl Store {
@@ -77,7 +77,7 @@ impl Store {
         // Re-index every file: unchanged ones keep their digest, new or
         // modified ones are hashed; all go back to sharing a blob.
         let mut files = Vec::new();
-        walk_files(dir, "", &mut files);
+        meta::walk_files(dir, "", &mut files);
         let mut fresh = Map::new();
         for rel in files {
             if rel == ".digests" || rel == ".dirty" {
@@ -129,24 +129,5 @@ impl Store {
     /// Puts a taken `.digests` back in the cache unchanged.
     fn write_digests_cached(&self, dir: &Path, d: Map<String, Value>) {
         self.cache_digests(dir, Rc::new(d));
-    }
-}
-
-/// Every regular file under `dir`, as sorted relative paths.
-fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(entries) = io::read_dir_sorted(dir) else { return };
-    for e in entries {
-        let name = e.name.to_string_lossy().into_owned();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let full: PathBuf = dir.join(&e.name);
-        match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.is_dir() => walk_files(&full, &rel, out),
-            Ok(m) if m.is_file() => out.push(rel),
-            _ => {}
-        }
     }
 }

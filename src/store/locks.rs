@@ -185,10 +185,10 @@ mod tests {
             tokio::task::yield_now().await;
             order.borrow_mut().push("first");
             drop(g);
-            t.await.unwrap();
+            t.await.expect("test value");
             assert_eq!(*order.borrow(), vec!["first", "second"]);
             assert!(locks.is_empty());
-            let g = locks.try_lock(2).unwrap();
+            let g = locks.try_lock(2).expect("test value");
             drop(g);
             assert!(locks.is_empty());
         });

@@ -92,7 +92,9 @@ pub fn synthetic_container_digests(format_dir: &Path) -> Map<String, Value> {
     out
 }
 
-fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+/// Every regular file under `dir` (symlinks not followed), as relative
+/// paths in sorted walk order.
+pub fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     let Ok(entries) = io::read_dir_sorted(dir) else {
         return;
     };
@@ -104,7 +106,7 @@ fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             format!("{prefix}/{name}")
         };
         let full = dir.join(&e.name);
-        match std::fs::metadata(&full) {
+        match std::fs::symlink_metadata(&full) {
             Ok(m) if m.is_dir() => walk_files(&full, &rel, out),
             Ok(m) if m.is_file() => out.push(rel),
             _ => {}

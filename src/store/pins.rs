@@ -249,7 +249,7 @@ mod tests {
     fn a_pin_during_the_watch_spares_the_blob() {
         tokio_uring::start(async {
             let t = PinTable::new();
-            let mut w = t.watch(&p()).unwrap();
+            let mut w = t.watch(&p()).expect("test value");
             // A request arrives between the GC's statx and its decision, and finishes.
             drop(t.pin(&p()).await);
             assert_eq!(t.state(&p()), Some(PinState::Watched { pins: 0, dirty: true }));
@@ -263,7 +263,7 @@ mod tests {
     fn a_pin_still_held_when_the_watch_ends_stays() {
         tokio_uring::start(async {
             let t = PinTable::new();
-            let w = t.watch(&p()).unwrap();
+            let w = t.watch(&p()).expect("test value");
             let pin = t.pin(&p()).await;
             drop(w);
             assert_eq!(t.state(&p()), Some(PinState::Pinned { pins: 1 }));
@@ -276,7 +276,7 @@ mod tests {
     fn pins_wait_for_an_unlink_in_flight() {
         tokio_uring::start(async {
             let t = PinTable::new();
-            let mut w = t.watch(&p()).unwrap();
+            let mut w = t.watch(&p()).expect("test value");
             assert!(w.begin_delete());
             assert_eq!(t.state(&p()), Some(PinState::Deleting));
             let t2 = t.clone();
@@ -290,7 +290,7 @@ mod tests {
             tokio::task::yield_now().await;
             order.borrow_mut().push("unlinked");
             drop(w);
-            waiter.await.unwrap();
+            waiter.await.expect("test value");
             assert_eq!(*order.borrow(), vec!["unlinked", "pinned"]);
             assert!(t.is_empty());
         });

@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn separators_and_sorting() {
-        let v: Value = serde_json::from_str(r#"{"b": 1, "a": [true, null, "x"]}"#).unwrap();
+        let v: Value = serde_json::from_str(r#"{"b": 1, "a": [true, null, "x"]}"#).expect("test value");
         assert_eq!(dumps(&v), r#"{"b": 1, "a": [true, null, "x"]}"#);
         assert_eq!(dumps_sorted(&v), r#"{"a": [true, null, "x"], "b": 1}"#);
     }
