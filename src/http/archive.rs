@@ -14,8 +14,8 @@ use super::route::Parent;
 use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::archive::{self, Member};
-use crate::store::repo::JobRef;
 use crate::store::meta;
+use crate::store::repo::JobRef;
 
 /// `<product>-<product_variant>-v<version>` for a job with those keys,
 /// else `<job>-<tag>`.
