@@ -73,9 +73,8 @@ pub async fn job_tar(
     if !io::is_dir(&dir).await {
         return Err(HttpError::not_found());
     }
-    let canonical = format!("{}.tar", jr.url().trim_end_matches('/'));
-    if req.path != canonical {
-        return Ok(respond::redirect(&canonical));
+    if let Some(r) = respond::redirect_unless_suffixed(&req.path, &jr.url(), "tar") {
+        return Ok(r);
     }
     let mut members = Vec::new();
     for f in crate::store::tree::list_dirs(&dir).await? {
@@ -135,9 +134,8 @@ pub async fn format_tar(
     if is_head && meta::flag(&loc.dir.join(".dirty")).await {
         return Err(HttpError::not_found());
     }
-    let canonical = format!("{}.tar", loc.url.trim_end_matches('/'));
-    if req.path != canonical {
-        return Ok(respond::redirect(&canonical));
+    if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "tar") {
+        return Ok(r);
     }
     if is_head {
         return Ok(Response::new(Body::empty()));
@@ -161,9 +159,8 @@ pub async fn format_sha256(
     format: &str,
 ) -> HttpResult<Response<Body>> {
     let loc = locate(ctx, &req.access, user, parent, format, false).await?;
-    let canonical = format!("{}.sha256", loc.url.trim_end_matches('/'));
-    if req.path != canonical {
-        return Ok(respond::redirect(&canonical));
+    if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "sha256") {
+        return Ok(r);
     }
     let digests = loc.digests(ctx).await;
     let mut keys: Vec<&String> = digests.keys().collect();
@@ -191,9 +188,8 @@ pub async fn version_tar(
 ) -> HttpResult<Response<Body>> {
     let loc = locate_version(ctx, &req.access, user, product, variant, pbranch, version).await?;
     // Unlike 0.44 (which pointed at the folder), redirect to the archive.
-    let canonical = format!("{}.tar", loc.url.trim_end_matches('/'));
-    if req.path != canonical {
-        return Ok(respond::redirect(&canonical));
+    if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "tar") {
+        return Ok(r);
     }
     let mut members = Vec::new();
     for (f, real) in loc.readable_formats(&req.access).await {

@@ -59,6 +59,13 @@ pub fn redirect(path: &str) -> Response<Body> {
     r
 }
 
+/// For a URL of the form `<dir URL without its slash>.<ext>` (archives,
+/// digest lists): a redirect when the request path is not the canonical one.
+pub fn redirect_unless_suffixed(request_path: &str, dir_url: &str, ext: &str) -> Option<Response<Body>> {
+    let canonical = format!("{}.{ext}", dir_url.trim_end_matches('/'));
+    (request_path != canonical).then(|| redirect(&canonical))
+}
+
 /// Whether the client wants HTML (`Accept` contains `html`).
 pub fn wants_html(req: &hyper::http::request::Parts) -> bool {
     req.headers
