@@ -89,6 +89,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         store,
         cfg: cfg.clone(),
         cleanup: cleanup.clone(),
+        cli_script: dlrepo::http::load_cli(cfg.cli_path.as_deref(), cfg.public_url.as_deref()),
     });
     tracing::info!("======== Running on {} ========", listener.describe());
 

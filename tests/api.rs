@@ -497,3 +497,64 @@ fn branch_cleanup_policy_post() {
     r.expect(413);
     assert_eq!(r.text(), "Maximum request body size 1048576 exceeded.");
 }
+
+#[test]
+fn static_assets_and_the_cli_script() {
+    let tmp = tempfile::tempdir().unwrap();
+    let static_dir = tmp.path().join("static");
+    std::fs::create_dir_all(&static_dir).unwrap();
+    std::fs::write(static_dir.join("foobar.svg"), "<svg/>").unwrap();
+    std::fs::write(static_dir.join("dlrepo.css"), "body{}").unwrap();
+    let cli = tmp.path().join("dlrepo-cli");
+    std::fs::write(&cli, "#!/usr/bin/env python3\nURL = 'http://127.0.0.1:1337'\n").unwrap();
+    let s = Server::start_with(&[
+        ("DLREPO_STATIC_DIR", static_dir.to_str().unwrap()),
+        ("DLREPO_CLI_PATH", cli.to_str().unwrap()),
+        ("DLREPO_PUBLIC_URL", "https://dlrepo.example.com"),
+        ("DLREPO_X_SENDFILE_HEADER", "X-Accel-Redirect"),
+    ]);
+    let r = s.get("/static/logo.svg");
+    r.expect(200);
+    assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+    assert!(r.text().contains("<svg"));
+    let r = s.get("/static/foobar.svg");
+    r.expect(200);
+    assert_eq!(r.text(), "<svg/>");
+    assert!(
+        r.header("x-accel-redirect").is_none(),
+        "static files never use X-Sendfile"
+    );
+    assert_eq!(
+        s.get("/static/dlrepo.css").text(),
+        "body{}",
+        "the static dir overrides built-in assets"
+    );
+    let h = s.req("HEAD", "/static/logo.svg").send();
+    h.expect(200);
+    assert!(h.header("content-length").is_some());
+    s.get("/static/nope.svg").expect(404);
+    s.get("/static/..").expect(404);
+    s.get("/static/a/b").expect(404);
+    assert_eq!(
+        s.req("POST", "/static/logo.svg").send().header("allow"),
+        Some("GET,HEAD")
+    );
+    let c = s.get("/cli");
+    c.expect(200);
+    assert_eq!(c.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(c.text(), "#!/usr/bin/env python3\nURL = 'https://dlrepo.example.com'\n");
+    s.req("HEAD", "/cli").send().expect(200);
+    s.req("HEAD", "/").send().expect(405);
+    // A user home exists once the user repository does.
+    s.get("/~nobody/").expect(404);
+    s.put_file("/~Bob/branches/b/t/j/f/a", b"a").expect(201);
+    s.get("/~Bob").expect_redirect("/~Bob/");
+}
+
+#[test]
+fn cli_without_a_script_answers_an_empty_body() {
+    let s = Server::start_with(&[("DLREPO_CLI_PATH", "/nonexistent/dlrepo-cli")]);
+    let c = s.get("/cli");
+    c.expect(200);
+    assert!(c.body.is_empty());
+}

@@ -24,6 +24,13 @@ pub async fn serve(ctx: &Rc<Ctx>, req: &Req, path: &Path, digest: Option<&str>) 
     serve_open(ctx, req, path, file, stx, digest).await
 }
 
+/// Serves a file directly, never through X-Sendfile (static assets).
+pub async fn serve_plain(ctx: &Rc<Ctx>, req: &Req, path: &Path) -> HttpResult<Response<Body>> {
+    let file = io::open_read(path).await?;
+    let stx = io::fstat(&file)?;
+    respond_file(ctx, req, path, file, stx, None).await
+}
+
 /// Serves a file the caller already opened and stat'ed.
 pub async fn serve_open(
     ctx: &Rc<Ctx>,
@@ -36,6 +43,18 @@ pub async fn serve_open(
     if let Some(hname) = &ctx.cfg.x_sendfile_header {
         return sendfile_answer(hname, path, digest);
     }
+    respond_file(ctx, req, path, file, stx, digest).await
+}
+
+/// The file response proper: validators, conditionals, ranges, the body.
+async fn respond_file(
+    ctx: &Rc<Ctx>,
+    req: &Req,
+    path: &Path,
+    file: io::File,
+    stx: io::Stat,
+    digest: Option<&str>,
+) -> HttpResult<Response<Body>> {
     let size = stx.size;
     let mtime_ns = stx.mtime_ns();
     let etag = format!("\"{:x}-{:x}\"", mtime_ns.max(0), size);

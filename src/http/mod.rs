@@ -15,6 +15,7 @@ mod products;
 mod respond;
 pub mod route;
 pub mod server;
+mod static_files;
 mod upload;
 
 use std::rc::Rc;
@@ -25,11 +26,13 @@ use hyper::{Method, Request, Response};
 use crate::auth::{Access, Auth};
 use crate::cleanup::Scheduler;
 use crate::config::Config;
+use crate::io;
 use crate::store::names::{self, Alias};
 use crate::store::{Repo, Store};
 pub use body::Body;
 pub use error::{HttpError, HttpResult};
 use route::Route;
+pub use static_files::load_cli;
 
 /// Everything a request handler needs, shared by all connections.
 pub struct Ctx {
@@ -37,6 +40,8 @@ pub struct Ctx {
     pub auth: Rc<Auth>,
     pub cfg: Rc<Config>,
     pub cleanup: Rc<Scheduler>,
+    /// The `/cli` script, read once at startup.
+    pub cli_script: bytes::Bytes,
 }
 
 /// A request after routing: the parts, the decoded path and the body.
@@ -228,8 +233,19 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
         return Err(HttpError::method_not_allowed(allowed));
     }
     match route {
-        Route::Home | Route::UserHome { .. } => Err(HttpError::not_implemented("The web interface")),
-        Route::Cli | Route::Static { .. } => Err(HttpError::not_implemented("This page")),
+        Route::Home => Err(HttpError::not_implemented("The web interface")),
+        Route::UserHome { user, slash } => {
+            let repo = user_repo(ctx, &Some(user.clone()))?;
+            if !io::is_dir(&repo.dir).await {
+                return Err(HttpError::not_found());
+            }
+            if !slash {
+                return Ok(respond::redirect(&format!("/~{user}/")));
+            }
+            Err(HttpError::not_implemented("The web interface"))
+        }
+        Route::Cli => Ok(static_files::cli(ctx, req)),
+        Route::Static { file } => static_files::static_file(ctx, req, &file).await,
         Route::Branches { user, slash } => listing::branches(ctx, req, &user, slash).await,
         Route::Branch { user, branch, slash } => listing::branch(ctx, req, &user, &branch, slash).await,
         Route::Tag {
