@@ -11,7 +11,7 @@ pub mod policy;
 pub mod quota;
 pub mod scheduler;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -71,7 +71,6 @@ struct Totals {
 pub struct Scheduler {
     store: Rc<Store>,
     state: RefCell<SchedState>,
-    runs: Cell<u64>,
     last: RefCell<Option<RunReport>>,
     totals: RefCell<Totals>,
     me: RefCell<Weak<Scheduler>>,
@@ -82,7 +81,6 @@ impl Scheduler {
         let s = Rc::new(Scheduler {
             store,
             state: RefCell::new(SchedState::Idle),
-            runs: Cell::new(0),
             last: RefCell::new(None),
             totals: RefCell::new(Totals::default()),
             me: RefCell::new(Weak::new()),
@@ -100,17 +98,8 @@ impl Scheduler {
         }
     }
 
-    /// Runs completed since startup.
-    pub fn runs(&self) -> u64 {
-        self.runs.get()
-    }
-
     pub fn is_running(&self) -> bool {
         self.state.borrow().is_running()
-    }
-
-    pub fn last_run(&self) -> Option<RunReport> {
-        self.last.borrow().clone()
     }
 
     fn spawn(&self, kind: RunKind, trigger: Trigger) {
@@ -178,7 +167,6 @@ impl Scheduler {
     }
 
     async fn record(&self, r: RunReport) {
-        self.runs.set(self.runs.get() + 1);
         {
             let mut t = self.totals.borrow_mut();
             t.runs += 1;

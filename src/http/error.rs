@@ -103,7 +103,6 @@ impl From<StoreError> for HttpError {
                 HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, r)
             }
             StoreError::Conflict(r) => HttpError::with_reason(StatusCode::CONFLICT, r),
-            StoreError::AliasWrite(allow) => HttpError::method_not_allowed(allow),
             StoreError::Failed(r) => HttpError::with_reason(StatusCode::INTERNAL_SERVER_ERROR, r),
             StoreError::Io(err) => {
                 tracing::error!("i/o error: {err}");

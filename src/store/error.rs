@@ -14,8 +14,6 @@ pub enum StoreError {
     DigestMismatch(String),
     /// The target is in the way, e.g. a directory where a file should go (409).
     Conflict(String),
-    /// A write through an alias (405 with this `Allow` list).
-    AliasWrite(&'static str),
     /// An operation of ours failed with this reason (500).
     Failed(String),
     /// Anything the file system said that is not the client's fault (500).
@@ -43,7 +41,6 @@ impl std::fmt::Display for StoreError {
             | StoreError::DigestMismatch(s)
             | StoreError::Conflict(s)
             | StoreError::Failed(s) => f.write_str(s),
-            StoreError::AliasWrite(allow) => write!(f, "alias write (allow {allow})"),
             StoreError::Io(e) => write!(f, "{e}"),
         }
     }

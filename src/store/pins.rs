@@ -143,13 +143,6 @@ impl PinTable {
         self.map.borrow().get(path).map(|e| e.state)
     }
 
-    pub fn is_pinned(&self, path: &Path) -> bool {
-        matches!(
-            self.state(path),
-            Some(PinState::Pinned { .. }) | Some(PinState::Watched { pins: 1.., .. })
-        )
-    }
-
     /// Entries in the table (for tests and status).
     pub fn len(&self) -> usize {
         self.map.borrow().len()
