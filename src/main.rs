@@ -124,7 +124,7 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>) {
         Ok(mut usr1) => {
             tokio_uring::spawn(async move {
                 while usr1.recv().await.is_some() {
-                    cleanup.schedule(RunKind::Full, Trigger::Startup);
+                    cleanup.schedule(RunKind::Full, Trigger::Signal);
                 }
             });
         }

@@ -112,6 +112,8 @@ fn the_specification_table_with_the_auth_file() {
     as_user(&s, None, "GET", "/branches/").expect(200);
     unauthorized(&as_user(&s, None, "GET", "/"));
     unauthorized(&as_user(&s, None, "GET", "/not-found"));
+    unauthorized(&as_user(&s, None, "GET", "/%FF"));
+    as_user(&s, Some(("foo", "baz")), "GET", "/%FF").expect(404);
     unauthorized(&as_user(&s, None, "PUT", "/branches/anon/t/j/f/x"));
     let v2 = as_user(&s, None, "GET", "/v2/");
     v2.expect(401);

@@ -341,6 +341,7 @@ fn quota_refresh_counts_every_file_and_survives_dangling_links() {
     let new_len = written.to_string().len() as u64;
     assert_eq!(written, expected - new_len + 6, "usage {written}, files {expected}");
     assert!(status(&s)["last_run"]["error"].is_null());
+    assert_eq!(status(&s)["last_run"]["trigger"], "SIGUSR1");
 }
 
 #[test]

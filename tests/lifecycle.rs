@@ -241,6 +241,22 @@ fn product_links_and_the_products_view() {
 }
 
 #[test]
+fn deleting_a_version_s_last_format_removes_the_version() {
+    let s = Server::start();
+    put(&s, "/branches/b/t/j/only/a", "a");
+    patch_job(
+        &s,
+        "/branches/b/t/j/",
+        r#"{"job": {"product": "p", "product_variant": "v", "product_branch": "pb", "version": "1"}}"#,
+    )
+    .expect(200);
+    assert!(s.path("products/p/v/pb/1/only").exists());
+    s.delete("/branches/b/t/j/only/").expect(200);
+    assert!(!s.path("products").exists(), "{:?}", s.tree());
+    assert_eq!(s.get("/products/").text(), r#"{"products": []}"#);
+}
+
+#[test]
 fn product_values_cannot_escape_the_products_tree() {
     let s = Server::start();
     put(&s, "/branches/b/t/j/f/a", "a");

@@ -26,7 +26,11 @@ pub async fn apply(store: &Rc<Store>) -> StoreResult<u64> {
     let repo = store.repo(None);
     let mut deleted = 0;
     for branch in tree::list_dirs(&repo.branches_dir()).await? {
-        deleted += apply_branch(store, &repo, &branch).await?;
+        // One branch's failure does not spare the others.
+        match apply_branch(store, &repo, &branch).await {
+            Ok(n) => deleted += n,
+            Err(e) => tracing::error!("cleanup of branch {branch} failed: {e}"),
+        }
     }
     tracing::info!("Deleted {deleted} tags");
     Ok(deleted)

@@ -90,9 +90,16 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let raw = parts.uri.path();
-    let path = match percent_encoding::percent_decode_str(raw).decode_utf8() {
-        Ok(p) => p.into_owned(),
-        Err(_) => return HttpError::not_found().into_response(),
+    // A path that is not UTF-8 once decoded names nothing; it is still
+    // authorised first (lossily decoded), so a refusal stays a 401.
+    let (path, decodable) = match percent_encoding::percent_decode_str(raw).decode_utf8() {
+        Ok(p) => (p.into_owned(), true),
+        Err(_) => (
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .into_owned(),
+            false,
+        ),
     };
     // Authentication comes before routing: a refusal is a 401 even for
     // paths that do not exist or methods that are not allowed.
@@ -107,7 +114,11 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         path,
         access,
     };
-    let route = route::route(&req.path);
+    let route = if decodable {
+        route::route(&req.path)
+    } else {
+        Route::NotFound
+    };
     let resp = match dispatch(&ctx, &mut req, route).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -88,6 +88,9 @@ impl Store {
                 }
             }
         }
+        // Readers and uploads may have cached facts about the tree while it
+        // was being removed: forget them again now that it is gone.
+        self.forget_tree(dir);
         Ok(total)
     }
 

@@ -68,7 +68,7 @@ pub async fn remove_dangling_links(job: &JobRef) -> std::io::Result<()> {
             io::unlink_opt(&entry).await?;
         }
     }
-    Ok(())
+    prune_version(&version_dir, &job.repo.products_dir()).await
 }
 
 /// When a version holds nothing but `.stamp`, removes it and every empty
