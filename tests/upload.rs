@@ -380,3 +380,31 @@ fn fsync_mode_uploads_work() {
     }
     assert_eq!(s.get("/branches/b/t/j/f/3").text(), "3");
 }
+
+#[test]
+fn other_python_hash_algorithms_are_verified() {
+    let s = Server::start();
+    let md5 = "md5:900150983cd24fb0d6963f7d28e17f72";
+    s.req("PUT", "/branches/b/t/j/f/abc")
+        .header("Digest", md5)
+        .body(b"abc")
+        .send()
+        .expect(201);
+    assert!(s.path(".blobs/md5/90/900150983cd24fb0d6963f7d28e17f72").exists());
+    assert_eq!(s.get("/branches/b/t/j/f/abc").header("digest"), Some(md5));
+    s.req("PUT", "/branches/b/t/j/f/abd")
+        .header("Digest", md5)
+        .body(b"abd")
+        .send()
+        .expect_error(422, &format!("Received data does not match digest: {md5}"));
+    s.req("PUT", "/branches/b/t/j/f/x")
+        .header(
+            "Digest",
+            "blake2s:508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982",
+        )
+        .body(b"abc")
+        .send()
+        .expect(201);
+    // The .sha256 listings leave other algorithms out.
+    assert_eq!(s.get("/branches/b/t/j/f.sha256").text(), "");
+}

@@ -21,41 +21,94 @@ use crate::io::{self, File};
 /// Bytes gathered before one vectored write is submitted.
 const WRITE_CHUNK: usize = 1 << 20;
 
-/// Hash algorithms the server can verify uploads with.
+/// Hash algorithms the server can verify uploads with: every guaranteed
+/// Python hash except the variable-length `shake_*`.
 pub enum Hasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
     Sha224(sha2::Sha224),
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
+    Sha3_224(sha3::Sha3_224),
+    Sha3_256(sha3::Sha3_256),
+    Sha3_384(sha3::Sha3_384),
+    Sha3_512(sha3::Sha3_512),
+    /// Python's defaults: 64-byte BLAKE2b, 32-byte BLAKE2s.
+    Blake2b(blake2::Blake2b512),
+    Blake2s(blake2::Blake2s256),
+}
+
+/// Runs `$body` with `$h` bound to the inner hasher, whatever the algorithm.
+macro_rules! with_hasher {
+    ($self:expr, $h:ident => $body:expr) => {
+        match $self {
+            Hasher::Md5($h) => $body,
+            Hasher::Sha1($h) => $body,
+            Hasher::Sha224($h) => $body,
+            Hasher::Sha256($h) => $body,
+            Hasher::Sha384($h) => $body,
+            Hasher::Sha512($h) => $body,
+            Hasher::Sha3_224($h) => $body,
+            Hasher::Sha3_256($h) => $body,
+            Hasher::Sha3_384($h) => $body,
+            Hasher::Sha3_512($h) => $body,
+            Hasher::Blake2b($h) => $body,
+            Hasher::Blake2s($h) => $body,
+        }
+    };
 }
 
 impl Hasher {
     pub fn for_algo(algo: &str) -> Option<Hasher> {
         Some(match algo {
-            "sha224" => Hasher::Sha224(sha2::Sha224::new()),
-            "sha256" => Hasher::Sha256(sha2::Sha256::new()),
-            "sha384" => Hasher::Sha384(sha2::Sha384::new()),
-            "sha512" => Hasher::Sha512(sha2::Sha512::new()),
+            "md5" => Hasher::Md5(Default::default()),
+            "sha1" => Hasher::Sha1(Default::default()),
+            "sha224" => Hasher::Sha224(Default::default()),
+            "sha256" => Hasher::Sha256(Default::default()),
+            "sha384" => Hasher::Sha384(Default::default()),
+            "sha512" => Hasher::Sha512(Default::default()),
+            "sha3_224" => Hasher::Sha3_224(Default::default()),
+            "sha3_256" => Hasher::Sha3_256(Default::default()),
+            "sha3_384" => Hasher::Sha3_384(Default::default()),
+            "sha3_512" => Hasher::Sha3_512(Default::default()),
+            "blake2b" => Hasher::Blake2b(Default::default()),
+            "blake2s" => Hasher::Blake2s(Default::default()),
             _ => return None,
         })
     }
 
     pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Sha224(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-            Hasher::Sha384(h) => h.update(data),
-            Hasher::Sha512(h) => h.update(data),
-        }
+        with_hasher!(self, h => h.update(data))
     }
 
     pub fn finish_hex(self) -> String {
-        match self {
-            Hasher::Sha224(h) => to_hex(&h.finalize()),
-            Hasher::Sha256(h) => to_hex(&h.finalize()),
-            Hasher::Sha384(h) => to_hex(&h.finalize()),
-            Hasher::Sha512(h) => to_hex(&h.finalize()),
-        }
+        with_hasher!(self, h => to_hex(&h.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod hasher_tests {
+    use super::Hasher;
+
+    #[test]
+    fn known_answers() {
+        let hex = |algo: &str| {
+            let mut h = Hasher::for_algo(algo).expect("supported");
+            h.update(b"abc");
+            h.finish_hex()
+        };
+        assert_eq!(hex("md5"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(hex("sha1"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex("sha3_256"),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
+        );
+        assert_eq!(
+            hex("blake2s"),
+            "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982"
+        );
+        assert!(Hasher::for_algo("shake_128").is_none());
     }
 }
 
