@@ -9,7 +9,7 @@ use hyper::{Method, Response};
 use serde_json::{json, Value};
 
 use super::route::Parent;
-use super::{file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::auth::Access;
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
@@ -178,16 +178,20 @@ pub async fn format_dir(
             Ok(Response::new(Body::empty()))
         }
         Method::PATCH => {
-            ctx.store.finalize_format(&loc.dir).await?;
+            let (store, dir) = (ctx.store.clone(), loc.dir.clone());
+            detached(async move { store.finalize_format(&dir).await }).await??;
             Ok(respond::ok_empty())
         }
         Method::DELETE => {
             let Some(job) = &loc.job else {
                 return Err(HttpError::not_found());
             };
-            let _g = ctx.store.format_locks.lock(loc.dir.clone()).await;
-            ctx.store.delete_format(job, &loc.name).await?;
-            drop(_g);
+            let (store, job, name, dir) = (ctx.store.clone(), job.clone(), loc.name.clone(), loc.dir.clone());
+            detached(async move {
+                let _g = store.format_locks.lock(dir).await;
+                store.delete_format(&job, &name).await
+            })
+            .await??;
             ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }

@@ -7,7 +7,7 @@ use hyper::{Method, Response};
 use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
-use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::repo::JobRef;
@@ -60,13 +60,15 @@ pub async fn job(
             Ok(respond::json(&json!({ "job": m })))
         }
         Method::DELETE => {
-            ctx.store.delete_job(&jr).await?;
+            let (store, jr) = (ctx.store.clone(), jr.clone());
+            detached(async move { store.delete_job(&jr).await }).await??;
             ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }
         Method::PATCH => {
             let updates = read_job_params(req).await?;
-            ctx.store.patch_metadata(&jr, &updates).await?;
+            let (store, jr) = (ctx.store.clone(), jr.clone());
+            detached(async move { store.patch_metadata(&jr, &updates).await }).await??;
             Ok(respond::ok_empty())
         }
         Method::PUT => {
@@ -82,7 +84,8 @@ pub async fn job(
                 // Unlocking is POST's job.
                 Some(_) => return Err(invalid()),
             };
-            ctx.store.put_job(&jr, internal, lock).await?;
+            let (store, jr) = (ctx.store.clone(), jr.clone());
+            detached(async move { store.put_job(&jr, internal, lock).await }).await??;
             Ok(respond::ok_empty())
         }
         Method::POST => {

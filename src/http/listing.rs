@@ -6,7 +6,7 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
-use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::pyjson::py_str;
@@ -102,7 +102,8 @@ pub async fn branch(
             Ok(respond::ok_empty())
         }
         Method::DELETE => {
-            ctx.store.delete_branch(&repo, &branch).await?;
+            let (store, repo, branch) = (ctx.store.clone(), repo.clone(), branch.clone());
+            detached(async move { store.delete_branch(&repo, &branch).await }).await??;
             ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }
@@ -211,7 +212,8 @@ pub async fn tag(
             Ok(respond::ok_empty())
         }
         Method::DELETE => {
-            ctx.store.delete_tag(&repo, &branch, &tag).await?;
+            let (store, repo, branch, tag) = (ctx.store.clone(), repo.clone(), branch.clone(), tag.clone());
+            detached(async move { store.delete_tag(&repo, &branch, &tag).await }).await??;
             ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
             Ok(respond::ok_empty())
         }

@@ -69,6 +69,16 @@ impl Req {
     }
 }
 
+/// Runs a sequence of store operations to its end even if the client goes
+/// away meanwhile. hyper drops the handler of a closed connection, and a
+/// sequence cut at an await (a blob renamed but not linked, product links
+/// removed but not rebuilt) must not be left half done.
+pub async fn detached<T: 'static>(fut: impl std::future::Future<Output = T> + 'static) -> HttpResult<T> {
+    tokio_uring::spawn(fut)
+        .await
+        .map_err(|_| HttpError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR))
+}
+
 /// `application/x-www-form-urlencoded` query parsing (`+` is a space).
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
     let dec = |s: &str| {

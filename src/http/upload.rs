@@ -6,7 +6,7 @@ use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
 use super::route::Parent;
-use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::store::digest::Digest;
 use crate::store::link::ArtifactRef;
 use crate::store::names;
@@ -70,18 +70,27 @@ pub async fn put(
         })?;
         let mut staging = Staging::create(&ctx.store, hasher).await?;
         receive(req, &mut staging).await?;
-        let hex = staging.finish(ctx.cfg.fsync).await?;
-        if hex != digest.hex {
-            staging.discard().await;
-            return Err(StoreError::DigestMismatch(format!("Received data does not match digest: {header}")).into());
-        }
-        // The blob stays locked from its rename to its link, so even a zero
-        // orphan lifetime cannot collect it in between.
-        let blob = ctx.store.finalize_blob(&mut staging, &digest).await?;
-        drop(staging);
-        ctx.store.link_held(&target, &header, blob).await?;
+        // The body is in: from here on the sequence runs to its end even if
+        // the client hangs up.
+        let (store, fsync) = (ctx.store.clone(), ctx.cfg.fsync);
+        detached(async move {
+            let hex = staging.finish(fsync).await?;
+            if hex != digest.hex {
+                staging.discard().await;
+                return Err(StoreError::DigestMismatch(format!(
+                    "Received data does not match digest: {header}"
+                )));
+            }
+            // The blob stays pinned from its rename to its link, so even a
+            // zero orphan lifetime cannot collect it in between.
+            let blob = store.finalize_blob(&mut staging, &digest).await?;
+            drop(staging);
+            store.link_held(&target, &header, blob).await
+        })
+        .await??;
     } else {
-        ctx.store.link_artifact(&target, &header, &digest).await?;
+        let store = ctx.store.clone();
+        detached(async move { store.link_artifact(&target, &header, &digest).await }).await??;
     }
     Ok(respond::text(StatusCode::CREATED, "201: Created".into()))
 }

@@ -60,6 +60,8 @@ impl Store {
         // Same digest, same size: the staging length is the blob's size.
         let size = staging.len();
         let mut created = self.ensure_dir(&shard).await?;
+        // Blob mode before the rename: whatever happens next, a blob is never 0600.
+        io::chmod(staging.path(), 0o644)?;
         let mut renamed = io::rename_noreplace(staging.path(), &path).await;
         if matches!(&renamed, Err(e) if e.raw_os_error() == Some(libc::ENOENT)) {
             // The shard vanished since we cached it: create it again.
@@ -79,7 +81,6 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         staging.mark_consumed();
-        io::chmod(&path, 0o644)?;
         // A fresh blob gets a full lifetime from now, not from its last write.
         io::touch(&path)?;
         let mut dirs: Vec<PathBuf> = vec![shard];
