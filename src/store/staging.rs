@@ -87,31 +87,6 @@ impl Hasher {
     }
 }
 
-#[cfg(test)]
-mod hasher_tests {
-    use super::Hasher;
-
-    #[test]
-    fn known_answers() {
-        let hex = |algo: &str| {
-            let mut h = Hasher::for_algo(algo).expect("supported");
-            h.update(b"abc");
-            h.finish_hex()
-        };
-        assert_eq!(hex("md5"), "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(hex("sha1"), "a9993e364706816aba3e25717850c26c9cd0d89d");
-        assert_eq!(
-            hex("sha3_256"),
-            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
-        );
-        assert_eq!(
-            hex("blake2s"),
-            "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982"
-        );
-        assert!(Hasher::for_algo("shake_128").is_none());
-    }
-}
-
 /// A write submitted to the ring: its task, offset and length.
 type InFlight = (tokio::task::JoinHandle<std::io::Result<usize>>, usize);
 
@@ -316,5 +291,30 @@ impl Drop for Staging {
                 let _ = io::unlink_opt(&path).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod hasher_tests {
+    use super::Hasher;
+
+    #[test]
+    fn known_answers() {
+        let hex = |algo: &str| {
+            let mut h = Hasher::for_algo(algo).expect("supported");
+            h.update(b"abc");
+            h.finish_hex()
+        };
+        assert_eq!(hex("md5"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(hex("sha1"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex("sha3_256"),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
+        );
+        assert_eq!(
+            hex("blake2s"),
+            "508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982"
+        );
+        assert!(Hasher::for_algo("shake_128").is_none());
     }
 }
