@@ -420,3 +420,25 @@ fn ldap_groups_access_and_injection() {
     }
     assert!(!s.log().contains("b:o:b"), "a password reached the log");
 }
+
+#[test]
+fn exclusions_cannot_be_bypassed_by_case_or_empty_segments() {
+    let Setup {
+        s, acls, _etc: _keep, ..
+    } = start(&[]);
+    std::fs::write(
+        acls.join("users"),
+        "rw /branches/** !/branches/prod/** !/branches/b/t/j/f/secret/*\n",
+    )
+    .unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::create_dir_all(s.path("branches/prod/t")).unwrap();
+    let bob = Some(("bob", "b:o:b"));
+    unauthorized(&as_user(&s, bob, "DELETE", "/branches/PROD/"));
+    unauthorized(&as_user(&s, bob, "PUT", "/branches/PROD/t/j/f/x"));
+    unauthorized(&as_user(&s, bob, "PUT", "/branches/b/t/j/f/secret//x"));
+    unauthorized(&as_user(&s, bob, "PUT", "/branches/B/T/J/F/secret/x"));
+    as_user(&s, bob, "PUT", "/branches/Dev/t/j/f/x").expect(201);
+    assert!(s.path("branches/prod/t").exists());
+}

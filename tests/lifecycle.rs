@@ -597,3 +597,37 @@ fn x_sendfile_through_the_example_nginx_configuration() {
     assert_eq!(r.text(), "served by nginx");
     assert_eq!(r.header("digest"), Some(sha256_digest(b"served by nginx").as_str()));
 }
+
+#[test]
+fn concurrent_metadata_patches_of_one_job_keep_every_key() {
+    let s = Server::start();
+    product_job(&s, "job1", "1.0");
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let port = s.port;
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"job": {{"k{i}": "v{i}"}}}}"#);
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                std::io::Write::write_all(
+                    &mut c,
+                    format!(
+                        "PATCH /branches/main/tag1/job1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+                read_response(&mut std::io::BufReader::new(c), "PATCH").status
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("branches/main/tag1/job1/.metadata")).unwrap()).unwrap();
+    for i in 0..8 {
+        assert_eq!(m[format!("k{i}")], format!("v{i}"), "{m}");
+    }
+    assert!(s.path("products/foobar/x86/1.0/1.0/fmt").exists());
+}

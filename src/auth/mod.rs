@@ -193,6 +193,15 @@ impl Auth {
         if !self.allowed(&identity, class, path) {
             return Err(());
         }
+        // Handlers lowercase names and fold empty segments before touching
+        // the disk, so a write must also be allowed on the path it really
+        // affects: `DELETE /branches/PROD/` must not pass `!/branches/prod/**`.
+        if class != Class::Read {
+            let canonical = canonical_path(path);
+            if canonical != path && !self.allowed(&identity, class, &canonical) {
+                return Err(());
+            }
+        }
         Ok(Access {
             auth: Some(self.clone()),
             identity: Some(identity),
@@ -260,6 +269,52 @@ impl Auth {
     }
 }
 
+/// The path a request really touches: user, branch, tag, job, format and
+/// product names lowercased, empty segments of the artifact path folded.
+pub fn canonical_path(path: &str) -> String {
+    let lower = crate::store::names::lower;
+    let (mut out, rest) = match path.strip_prefix("/~") {
+        Some(after) => match after.find('/') {
+            Some(i) => (format!("/~{}", lower(&after[..i])), &after[i..]),
+            None => return format!("/~{}", lower(after)),
+        },
+        None => (String::new(), path),
+    };
+    let names = if rest.starts_with("/branches/") {
+        4
+    } else if rest.starts_with("/products/") {
+        5
+    } else {
+        out.push_str(rest);
+        return out;
+    };
+    let (kw, tail) = rest[1..].split_once('/').unwrap_or((&rest[1..], ""));
+    out.push('/');
+    out.push_str(kw);
+    let mut parts = tail.splitn(names + 1, '/');
+    for _ in 0..names {
+        match parts.next() {
+            Some(seg) => {
+                out.push('/');
+                out.push_str(&lower(seg));
+            }
+            None => return out,
+        }
+    }
+    if let Some(artifact) = parts.next() {
+        out.push('/');
+        let mut last_slash = false;
+        for c in artifact.chars() {
+            if c == '/' && last_slash {
+                continue;
+            }
+            last_slash = c == '/';
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `Basic base64(login:password)`; anything else (or an empty login) is `None`.
 fn parse_basic(raw: &str) -> Option<(String, String)> {
     let (scheme, rest) = raw.trim().split_once(' ')?;
@@ -289,6 +344,27 @@ mod tests {
         assert_eq!(parse_basic("Garbage"), None);
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
+    }
+
+    #[test]
+    fn canonical_paths() {
+        assert_eq!(canonical_path("/branches/PROD/"), "/branches/prod/");
+        assert_eq!(
+            canonical_path("/branches/b/T/J/F/Dir//File.TXT"),
+            "/branches/b/t/j/f/Dir/File.TXT"
+        );
+        assert_eq!(canonical_path("/~BOB/branches/B/"), "/~bob/branches/b/");
+        assert_eq!(canonical_path("/~BOB"), "/~bob");
+        assert_eq!(
+            canonical_path("/products/P/V/PB/1.0/F/a//b"),
+            "/products/p/v/pb/1.0/f/a/b"
+        );
+        assert_eq!(
+            canonical_path("/branches/\u{212a}ernel/"),
+            "/branches/\u{212a}ernel/".to_lowercase()
+        );
+        assert_eq!(canonical_path("/v2/X/"), "/v2/X/");
+        assert_eq!(canonical_path("/branches/"), "/branches/");
     }
 
     #[test]

@@ -111,7 +111,11 @@ impl Store {
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
-        products::remove_product_links(job).await?;
+        let _job = self.job_locks.lock(dir.clone()).await;
+        {
+            let _products = self.products_locks.lock(job.repo.products_dir()).await;
+            products::remove_product_links(job).await?;
+        }
         self.remove_accounted(&job.repo, &dir).await
     }
 
@@ -126,6 +130,7 @@ impl Store {
         }
         self.remove_accounted(&job.repo, &dir).await?;
         // Unlike 0.44, do not leave a dangling product link behind.
+        let _products = self.products_locks.lock(job.repo.products_dir()).await;
         products::remove_dangling_links(job).await?;
         Ok(())
     }
@@ -155,7 +160,11 @@ impl Store {
                 tag: tag.into(),
                 job,
             };
-            products::remove_product_links(&jr).await?;
+            let _job = self.job_locks.lock(jr.dir()).await;
+            {
+                let _products = self.products_locks.lock(repo.products_dir()).await;
+                products::remove_product_links(&jr).await?;
+            }
             self.remove_accounted(repo, &jr.dir()).await?;
         }
         self.remove_accounted(repo, &dir).await

@@ -32,6 +32,7 @@ impl Store {
     /// PATCH of a job: merges `updates` into `.metadata` (creating the job if
     /// needed) and rebuilds the job's product links.
     pub async fn patch_metadata(self: &Rc<Self>, job: &JobRef, updates: &Map<String, Value>) -> StoreResult<()> {
+        let _job = self.job_locks.lock(job.dir()).await;
         if tree::job_locked(job).await {
             return Err(StoreError::Refused("Job is locked".into()));
         }
@@ -44,6 +45,7 @@ impl Store {
     /// has all four product keys.
     async fn apply_metadata(&self, job: &JobRef, updates: &Map<String, Value>) -> StoreResult<()> {
         let dir = job.dir();
+        let _products = self.products_locks.lock(job.repo.products_dir()).await;
         products::remove_product_links(job).await?;
         let mut metadata = meta::read_object(&dir.join(".metadata")).await;
         for (k, v) in updates {
@@ -61,6 +63,7 @@ impl Store {
 
     /// PUT of a job: the internal flag, then locking.
     pub async fn put_job(self: &Rc<Self>, job: &JobRef, internal: Option<bool>, lock: bool) -> StoreResult<()> {
+        let _job = self.job_locks.lock(job.dir()).await;
         let dir = job.dir();
         if let Some(internal) = internal {
             if tree::job_locked(job).await {
@@ -86,6 +89,13 @@ impl Store {
             return Ok(());
         }
         let formats = tree::list_dirs(&dir).await?;
+        // Hold every format still while checking and locking, so no upload
+        // makes one dirty between the check and `.locked` (uploads re-check
+        // `.locked` under their format's lock).
+        let mut _formats = Vec::with_capacity(formats.len());
+        for f in &formats {
+            _formats.push(self.format_locks.lock(dir.join(f)).await);
+        }
         for f in &formats {
             if meta::flag(&dir.join(f).join(".dirty")).await {
                 return Err(StoreError::Refused("Job has dirty formats".into()));
@@ -125,6 +135,7 @@ impl Store {
 
     /// POST of a job: unlock.
     pub async fn unlock_job(&self, job: &JobRef) -> StoreResult<()> {
+        let _job = self.job_locks.lock(job.dir()).await;
         let dir = job.dir();
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);

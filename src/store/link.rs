@@ -63,6 +63,11 @@ impl Store {
         let target = format_dir.join(&a.path);
         let user = a.job.repo.user.clone();
         let _format_guard = self.format_locks.lock(format_dir.clone()).await;
+        // Checked again under the format lock: the job may have been locked
+        // while the body was streaming.
+        if !self.cfg.is_internal_format(&a.format) && super::tree::job_locked(&a.job).await {
+            return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
+        }
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         let mut old_size = 0;

@@ -49,6 +49,11 @@ pub struct Store {
     digests_cache: RefCell<HashMap<PathBuf, Rc<Map<String, Value>>>>,
     /// Format directories whose `.digests`/`.dirty` are being rewritten.
     pub format_locks: locks::KeyLocks<PathBuf>,
+    /// Job directories whose metadata, flags or lock are changing.
+    /// Order: a job, then its formats, then a repository's products.
+    pub job_locks: locks::KeyLocks<PathBuf>,
+    /// A repository's `products/` tree while links are made or removed.
+    pub products_locks: locks::KeyLocks<PathBuf>,
     /// Staging file names (uuids) that a request is using.
     pub active_uploads: RefCell<HashSet<String>>,
     pub dir_sync: DirSyncer,
@@ -73,6 +78,8 @@ impl Store {
             pins: pins::PinTable::new(),
             digests_cache: RefCell::new(HashMap::new()),
             format_locks: locks::KeyLocks::new(),
+            job_locks: locks::KeyLocks::new(),
+            products_locks: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
