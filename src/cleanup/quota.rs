@@ -13,6 +13,7 @@ pub async fn refresh(store: &Rc<Store>) -> StoreResult<()> {
     tracing::debug!("Refreshing all users quotas");
     let users_dir = store.root.join("users");
     for user in tree::list_dirs(&users_dir).await? {
+        let _usage = store.usage_locks.lock(user.clone()).await;
         let total = usage_of(users_dir.join(&user)).await;
         store.usage.set(&user, total);
         if let Err(e) = store.usage.save(&user).await {

@@ -96,6 +96,10 @@ impl Store {
 
     /// Removes a tree inside a repository and updates the user's usage.
     async fn remove_accounted(&self, repo: &Repo, dir: &Path) -> StoreResult<()> {
+        let _usage = match &repo.user {
+            Some(u) => Some(self.usage_locks.lock(u.clone()).await),
+            None => None,
+        };
         let size = self.remove_tree(dir, repo.user.is_some()).await?;
         if let Some(user) = &repo.user {
             self.usage.sub(user, size).await;

@@ -70,6 +70,11 @@ impl Store {
         }
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
+        // The usage lock spans the check, the link and the save.
+        let _usage = match &user {
+            Some(u) => Some(self.usage_locks.lock(u.clone()).await),
+            None => None,
+        };
         let mut old_size = 0;
         if let Some(user) = &user {
             if let Some(st) = lstat_opt(&target).await? {

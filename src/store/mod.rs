@@ -54,6 +54,9 @@ pub struct Store {
     pub job_locks: locks::KeyLocks<PathBuf>,
     /// A repository's `products/` tree while links are made or removed.
     pub products_locks: locks::KeyLocks<PathBuf>,
+    /// A user's disk usage while it is checked and changed, or recomputed:
+    /// a refresh must not overwrite changes made while it walked the tree.
+    pub usage_locks: locks::KeyLocks<String>,
     /// Staging file names (uuids) that a request is using.
     pub active_uploads: RefCell<HashSet<String>>,
     pub dir_sync: DirSyncer,
@@ -80,6 +83,7 @@ impl Store {
             format_locks: locks::KeyLocks::new(),
             job_locks: locks::KeyLocks::new(),
             products_locks: locks::KeyLocks::new(),
+            usage_locks: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
