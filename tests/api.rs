@@ -36,6 +36,8 @@ fn branch_tag_job_format_listings_have_the_exact_shapes() {
     let r = s.get("/branches/");
     r.expect(200);
     assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert!(r.header("server").is_some_and(|v| v.starts_with("dlrepo/")));
+    assert!(r.header("date").is_some());
     assert_eq!(
         r.text(),
         r#"{"branches": [{"name": "main", "daily_tags": 1, "released_tags": 1, "locked_tags": 1, "stable_tags": 1, "max_daily_tags": 3, "extra": true, "max_released_tags": 0}]}"#

@@ -116,7 +116,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     let Ok(access) = ctx.auth.authorize(&parts.method, &path, &parts.headers).await else {
         let resp = unauthorized(&ctx, &path);
         log_access(&parts, "None", &resp, peer);
-        return resp;
+        return with_server_header(resp);
     };
     let mut req = Req {
         parts,
@@ -134,6 +134,15 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         Err(e) => e.into_response(),
     };
     log_access(&req.parts, &req.access.log_name(), &resp, peer);
+    with_server_header(resp)
+}
+
+/// Every answer names its server (http-api.md §1).
+fn with_server_header(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(
+        hyper::header::SERVER,
+        hyper::header::HeaderValue::from_static(concat!("dlrepo/", env!("CARGO_PKG_VERSION"))),
+    );
     resp
 }
 
