@@ -518,3 +518,47 @@ pub fn files_under(p: &Path) -> BTreeMap<String, Vec<u8>> {
     rec(p, p, &mut out);
     out
 }
+
+/// The original dlrepo 0.44 test suite, from its PyPI source archive,
+/// unpacked under the cargo target directory on first use, with pytest
+/// installed beside the original in its virtualenv.
+pub fn original_test_suite() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let py = original_python();
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44-sdist");
+        let tests = base.join("dlrepo-0.44/tests");
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().expect("run setup command");
+            assert!(
+                out.status.success(),
+                "fetching the original test suite failed ({:?}):\n{}\n{}",
+                cmd,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let has_pytest = Command::new(&py)
+            .args(["-c", "import pytest, pytest_asyncio"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !has_pytest {
+            run(Command::new(&py).args(["-m", "pip", "install", "-q", "pytest", "pytest-asyncio"]));
+        }
+        if !tests.join("conftest.py").exists() {
+            std::fs::create_dir_all(&base).expect("sdist dir");
+            run(Command::new(&py)
+                .args(["-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d"])
+                .arg(&base)
+                .arg("dlrepo==0.44"));
+            run(Command::new("tar")
+                .arg("-xzf")
+                .arg(base.join("dlrepo-0.44.tar.gz"))
+                .arg("-C")
+                .arg(&base));
+        }
+        tests
+    })
+    .clone()
+}
