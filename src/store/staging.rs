@@ -18,8 +18,10 @@ use super::digest::to_hex;
 use super::Store;
 use crate::io::{self, File};
 
-/// Bytes gathered before one vectored write is submitted.
-const WRITE_CHUNK: usize = 1 << 20;
+/// Bytes gathered before one vectored write is submitted. Measured on tmpfs:
+/// 1 MiB and 512 KiB both reach ~1.15 GB/s for one large upload, 256 KiB
+/// ~1.0 GB/s; 32 concurrent 32 MiB uploads peak at 191, 132 and 84 MiB RSS.
+const WRITE_CHUNK: usize = 512 << 10;
 
 /// Hash algorithms the server can verify uploads with: every guaranteed
 /// Python hash except the variable-length `shake_*`.
