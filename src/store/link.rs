@@ -83,11 +83,10 @@ impl Store {
                 }
                 old_size = st.size;
             }
-            self.usage.sub(user, old_size).await;
-            if let Err(msg) = self.usage.try_add(user, blob.size).await {
-                self.usage.try_add(user, old_size).await.ok();
-                return Err(StoreError::Refused(msg));
-            }
+            self.usage
+                .try_replace(user, old_size, blob.size)
+                .await
+                .map_err(StoreError::Refused)?;
         }
 
         let mut created = Created::default();
@@ -112,8 +111,7 @@ impl Store {
         drop(blob);
         if let Err(e) = result {
             if let Some(user) = &user {
-                self.usage.sub(user, blob_size).await;
-                self.usage.try_add(user, old_size).await.ok();
+                self.usage.replace(user, blob_size, old_size).await;
             }
             self.forget_tree(&format_dir);
             created.undo().await;

@@ -38,18 +38,26 @@ impl Usage {
         *self.cached.borrow_mut().entry(user.to_string()).or_insert(v)
     }
 
-    /// Adds `size` if the quota allows it; otherwise returns the refusal text.
-    pub async fn try_add(&self, user: &str, size: u64) -> Result<(), String> {
-        let used = self.get(user).await;
-        if used.saturating_add(size) > self.quota {
+    /// Accounts a file of `new` bytes replacing one of `old` bytes (0 for a
+    /// new file) if the quota allows it; otherwise changes nothing and
+    /// returns the refusal, which quotes the usage without the old file.
+    pub async fn try_replace(&self, user: &str, old: u64, new: u64) -> Result<(), String> {
+        let used = self.get(user).await.saturating_sub(old);
+        if used.saturating_add(new) > self.quota {
             return Err(format!(
                 "User {user} quota exceeded ({}/{}). Please make some ménage.",
                 human(used),
                 human(self.quota)
             ));
         }
-        self.cached.borrow_mut().insert(user.to_string(), used + size);
+        self.set(user, used + new);
         Ok(())
+    }
+
+    /// The same without the quota check, to undo an accepted replacement.
+    pub async fn replace(&self, user: &str, old: u64, new: u64) {
+        let used = self.get(user).await.saturating_sub(old);
+        self.set(user, used.saturating_add(new));
     }
 
     pub async fn sub(&self, user: &str, size: u64) {
