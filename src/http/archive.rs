@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::format::{locate, FormatLoc};
 use super::products::locate_version;
-use super::route::Parent;
+use super::route::{FormatAddr, Parent};
 use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::archive::{self, Member};
@@ -122,14 +122,8 @@ async fn format_prefix(loc: &FormatLoc, parent: &Parent) -> String {
 }
 
 /// `GET|HEAD …/<format>.tar`.
-pub async fn format_tar(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, &req.access, user, parent, format, false).await?;
+pub async fn format_tar(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
+    let loc = locate(ctx, &req.access, addr, false).await?;
     let is_head = *req.method() == Method::HEAD;
     if is_head && meta::flag(&loc.dir.join(".dirty")).await {
         return Err(HttpError::not_found());
@@ -146,19 +140,13 @@ pub async fn format_tar(
         Some(t) => t,
         None => meta::mtime(&loc.dir).await.unwrap_or(0.0),
     };
-    let prefix = format_prefix(&loc, parent).await;
+    let prefix = format_prefix(&loc, &addr.parent).await;
     Ok(tar_response(ctx, members, prefix, fallback))
 }
 
 /// `GET …/<format>.sha256`: `<hex>  <path>` lines for the sha256 entries.
-pub async fn format_sha256(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, &req.access, user, parent, format, false).await?;
+pub async fn format_sha256(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
+    let loc = locate(ctx, &req.access, addr, false).await?;
     if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "sha256") {
         return Ok(r);
     }

@@ -6,27 +6,20 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::{Method, Response, StatusCode};
 
 use super::format::{resolve, FormatLoc};
-use super::route::Parent;
+use super::route::FormatAddr;
 use super::{file, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::digest::Digest;
 use crate::store::{meta, names};
 
-pub async fn get(
-    ctx: &Rc<Ctx>,
-    req: &mut Req,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-    path: &str,
-) -> HttpResult<Response<Body>> {
+pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) -> HttpResult<Response<Body>> {
     let is_head = *req.method() == Method::HEAD;
     if is_head {
         if let Some(value) = req.header("digest").map(str::to_string) {
             return probe_digest(ctx, &value).await;
         }
     }
-    let loc = resolve(ctx, &req.access, user, parent, format, false).await?;
+    let loc = resolve(ctx, &req.access, addr, false).await?;
     if !names::is_valid_artifact_path(path) {
         if !io::is_dir(&loc.dir).await {
             return Err(HttpError::not_found());

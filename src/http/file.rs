@@ -18,17 +18,21 @@ const SMALL_FILE: u64 = 64 * 1024;
 const DOWNLOAD_CHUNK: usize = 512 * 1024;
 
 /// Serves a file. `digest` goes into a `Digest` header on every answer.
-pub async fn serve(ctx: &Rc<Ctx>, req: &Req, path: &Path, digest: Option<&str>) -> HttpResult<Response<Body>> {
+/// `sendfile`: whether `DLREPO_X_SENDFILE_HEADER` may answer instead
+/// (never for static assets); it is decided before opening anything.
+pub async fn serve(
+    ctx: &Rc<Ctx>,
+    req: &Req,
+    path: &Path,
+    digest: Option<&str>,
+    sendfile: bool,
+) -> HttpResult<Response<Body>> {
+    if let (true, Some(hname)) = (sendfile, &ctx.cfg.x_sendfile_header) {
+        return sendfile_answer(hname, path, digest);
+    }
     let file = io::open_read(path).await?;
     let stx = io::fstat(&file)?;
-    serve_open(ctx, req, path, file, stx, digest).await
-}
-
-/// Serves a file directly, never through X-Sendfile (static assets).
-pub async fn serve_plain(ctx: &Rc<Ctx>, req: &Req, path: &Path) -> HttpResult<Response<Body>> {
-    let file = io::open_read(path).await?;
-    let stx = io::fstat(&file)?;
-    respond_file(ctx, req, path, file, stx, None).await
+    respond_file(ctx, req, path, file, stx, digest).await
 }
 
 /// Serves a file the caller already opened and stat'ed.

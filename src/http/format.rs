@@ -8,7 +8,7 @@ use hyper::header::{HeaderValue, CONTENT_DISPOSITION};
 use hyper::{Method, Response};
 use serde_json::{json, Value};
 
-use super::route::Parent;
+use super::route::{FormatAddr, Parent};
 use super::{detached, file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::auth::Access;
 use crate::cleanup::{RunKind, Trigger};
@@ -41,15 +41,8 @@ impl FormatLoc {
 
 /// Resolves the format of a route. `write` requests through an alias get
 /// 405 with `Allow: GET`. Returns 404 when the directory does not exist.
-pub async fn locate(
-    ctx: &Ctx,
-    access: &Access,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-    write: bool,
-) -> HttpResult<FormatLoc> {
-    let loc = resolve(ctx, access, user, parent, format, write).await?;
+pub async fn locate(ctx: &Ctx, access: &Access, addr: &FormatAddr, write: bool) -> HttpResult<FormatLoc> {
+    let loc = resolve(ctx, access, addr, write).await?;
     if !io::is_dir(&loc.dir).await {
         return Err(HttpError::not_found());
     }
@@ -57,14 +50,8 @@ pub async fn locate(
 }
 
 /// Like [`locate`], without checking that the directory exists.
-pub async fn resolve(
-    ctx: &Ctx,
-    access: &Access,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-    write: bool,
-) -> HttpResult<FormatLoc> {
+pub async fn resolve(ctx: &Ctx, access: &Access, addr: &FormatAddr, write: bool) -> HttpResult<FormatLoc> {
+    let FormatAddr { user, parent, format } = addr;
     let repo = user_repo(ctx, user)?;
     let fname = name(format)?;
     let loc = match parent {
@@ -129,24 +116,18 @@ pub async fn resolve_version(
     }
 }
 
-pub async fn format_dir(
-    ctx: &Rc<Ctx>,
-    req: &mut Req,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-) -> HttpResult<Response<Body>> {
+pub async fn format_dir(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
     let method = req.method().clone();
-    let is_product = matches!(parent, Parent::Version { .. });
+    let is_product = matches!(addr.parent, Parent::Version { .. });
     if method == Method::DELETE && is_product {
-        locate(ctx, &req.access, user, parent, format, false).await?;
+        locate(ctx, &req.access, addr, false).await?;
         return Err(HttpError::bad_request("Deleting product formats is not supported"));
     }
     if method == Method::PATCH && is_product {
         return Err(HttpError::method_not_allowed("GET"));
     }
     let write = !matches!(method, Method::GET | Method::HEAD);
-    let loc = locate(ctx, &req.access, user, parent, format, write).await?;
+    let loc = locate(ctx, &req.access, addr, write).await?;
     match method {
         Method::GET => {
             if req.path != loc.url {
@@ -155,7 +136,7 @@ pub async fn format_dir(
             if req.wants_html() {
                 let index = loc.dir.join("index.html");
                 if io::stat_opt(&index).await?.map(|s| s.is_file()).unwrap_or(false) {
-                    return file::serve(ctx, req, &index, None).await;
+                    return file::serve(ctx, req, &index, None, true).await;
                 }
             }
             let digests = loc.digests(ctx).await;
@@ -201,14 +182,8 @@ pub async fn format_dir(
 
 /// `GET|HEAD …/<format>` without the slash: a redirect to the only file, or
 /// to the format directory.
-pub async fn shortcut(
-    ctx: &Rc<Ctx>,
-    req: &mut Req,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, &req.access, user, parent, format, false).await?;
+pub async fn shortcut(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
+    let loc = locate(ctx, &req.access, addr, false).await?;
     if meta::flag(&loc.dir.join(".dirty")).await {
         return Err(HttpError::not_found());
     }

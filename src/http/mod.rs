@@ -31,7 +31,7 @@ use crate::store::names::{self, Alias};
 use crate::store::{Repo, Store};
 pub use body::Body;
 pub use error::{HttpError, HttpResult};
-use route::Route;
+use route::{FormatAddr, Route};
 pub use static_files::load_cli;
 
 /// Everything a request handler needs, shared by all connections.
@@ -115,7 +115,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     // paths that do not exist or methods that are not allowed.
     let Ok(access) = ctx.auth.authorize(&parts.method, &path, &parts.headers).await else {
         let resp = unauthorized(&ctx, &path);
-        log_access(&parts, "None", &resp, peer);
+        log_access(&parts, None, &resp, peer);
         return with_server_header(resp);
     };
     let mut req = Req {
@@ -133,7 +133,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    log_access(&req.parts, &req.access.log_name(), &resp, peer);
+    log_access(&req.parts, Some(&req.access), &resp, peer);
     with_server_header(resp)
 }
 
@@ -171,8 +171,13 @@ fn unauthorized(ctx: &Ctx, path: &str) -> Response<Body> {
     resp
 }
 
-/// The access log line of config.md §6, at DEBUG.
-fn log_access(parts: &hyper::http::request::Parts, user: &str, resp: &Response<Body>, peer: &str) {
+/// The access log line of config.md §6, at DEBUG. `None`: not authenticated.
+fn log_access(parts: &hyper::http::request::Parts, access: Option<&Access>, resp: &Response<Body>, peer: &str) {
+    // Nothing is formatted unless the line is wanted.
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let user = access.map(Access::log_name).unwrap_or_else(|| "None".into());
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     tracing::debug!(
         "{user}@{} - {} {} {} {}",
@@ -291,20 +296,28 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             job,
             slash,
         } => job::job(ctx, req, &user, &branch, &tag, &job, slash).await,
-        Route::Format { user, parent, format } => format::format_dir(ctx, req, &user, &parent, &format).await,
-        Route::FormatShortcut { user, parent, format } => format::shortcut(ctx, req, &user, &parent, &format).await,
+        Route::Format { user, parent, format } => {
+            format::format_dir(ctx, req, &FormatAddr { user, parent, format }).await
+        }
+        Route::FormatShortcut { user, parent, format } => {
+            format::shortcut(ctx, req, &FormatAddr { user, parent, format }).await
+        }
         Route::Artifact {
             user,
             parent,
             format,
             path,
         } => match *req.method() {
-            Method::PUT => upload::put(ctx, req, &user, &parent, &format, &path).await,
-            _ => artifact::get(ctx, req, &user, &parent, &format, &path).await,
+            Method::PUT => upload::put(ctx, req, &FormatAddr { user, parent, format }, &path).await,
+            _ => artifact::get(ctx, req, &FormatAddr { user, parent, format }, &path).await,
         },
         Route::JobTar { user, branch, tag, job } => archive::job_tar(ctx, req, &user, &branch, &tag, &job).await,
-        Route::FormatTar { user, parent, format } => archive::format_tar(ctx, req, &user, &parent, &format).await,
-        Route::FormatSha256 { user, parent, format } => archive::format_sha256(ctx, req, &user, &parent, &format).await,
+        Route::FormatTar { user, parent, format } => {
+            archive::format_tar(ctx, req, &FormatAddr { user, parent, format }).await
+        }
+        Route::FormatSha256 { user, parent, format } => {
+            archive::format_sha256(ctx, req, &FormatAddr { user, parent, format }).await
+        }
         Route::VersionTar {
             user,
             product,

@@ -19,6 +19,14 @@ pub enum Parent {
     },
 }
 
+/// A format as a URL names it, for the handlers of format and artifact routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatAddr {
+    pub user: Option<String>,
+    pub parent: Parent,
+    pub format: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Home,

@@ -29,7 +29,7 @@ pub async fn static_file(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Res
         let path = dir.join(name);
         if let Ok(Some(st)) = io::stat_opt(&path).await {
             if st.is_file() {
-                return file::serve_plain(ctx, req, &path).await;
+                return file::serve(ctx, req, &path, None, false).await;
             }
         }
     }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
-use super::route::Parent;
+use super::route::{FormatAddr, Parent};
 use super::{detached, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::store::digest::Digest;
 use crate::store::link::ArtifactRef;
@@ -14,14 +14,8 @@ use crate::store::repo::JobRef;
 use crate::store::staging::{Hasher, Staging};
 use crate::store::{tree, StoreError};
 
-pub async fn put(
-    ctx: &Rc<Ctx>,
-    req: &mut Req,
-    user: &Option<String>,
-    parent: &Parent,
-    format: &str,
-    path: &str,
-) -> HttpResult<Response<Body>> {
+pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) -> HttpResult<Response<Body>> {
+    let FormatAddr { user, parent, format } = addr;
     let Parent::Job { branch, tag, job } = parent else {
         return Err(HttpError::bad_request("Uploading products is not supported"));
     };
