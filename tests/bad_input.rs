@@ -75,7 +75,9 @@ fn oversized_headers_are_refused() {
     let s = Server::start();
     let mut c = s.connect();
     let big = "x".repeat(100_000);
-    write!(c, "GET /branches/ HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").unwrap();
+    // The server may answer and close before the whole head is sent, so a
+    // write error (broken pipe, reset) is expected; the 431 is still readable.
+    let _ = write!(c, "GET /branches/ HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);

@@ -330,7 +330,9 @@ impl Request<'_> {
     }
     pub fn send(self) -> Response {
         let mut s = self.server.connect();
-        s.write_all(&self.encode()).expect("send");
+        // A server may answer (413, 431, 401...) and close before reading the
+        // whole request: a failed write is fine as long as the answer arrives.
+        let _ = s.write_all(&self.encode());
         read_response(&mut BufReader::new(s), &self.method)
     }
     pub fn encode(&self) -> Vec<u8> {
