@@ -5,6 +5,7 @@
 //! cargo bench --bench load                      # disk (target/) and tmpfs (/dev/shm)
 //! cargo bench --bench load -- --dir /some/where # one location
 //! cargo bench --bench load -- --quick           # smaller sizes, for a smoke run
+//! cargo bench --bench load -- --servers ours,nginx --small 40000   # a subset, more small files
 //! ```
 //!
 //! Scenarios: (a) 4 × 512 MiB uploads, one at a time; (b) 20 000 × 4 KiB
@@ -35,21 +36,31 @@ struct Opts {
     dl_size: usize,
     dl_repeat: usize,
     peers: bool,
+    /// `--servers ours,auth,fsync,orig,nginx`: which servers to run (all by default).
+    servers: Option<Vec<String>>,
+    /// `--small-only`: skip the large transfers (a) and (e).
+    small_only: bool,
 }
 
 fn parse_opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let mut dirs = Vec::new();
+    let mut servers = None;
+    let mut small = None;
     let mut i = 0;
     while i < args.len() {
-        if args[i] == "--dir" {
-            if let Some(d) = args.get(i + 1) {
-                dirs.push(PathBuf::from(d));
+        let val = args.get(i + 1).cloned();
+        match (args[i].as_str(), val) {
+            ("--dir", Some(d)) => dirs.push(PathBuf::from(d)),
+            ("--servers", Some(l)) => servers = Some(l.split(',').map(str::to_string).collect()),
+            ("--small", Some(n)) => small = Some(n.parse().expect("--small takes a count")),
+            _ => {
+                i += 1;
+                continue;
             }
-            i += 1;
         }
-        i += 1;
+        i += 2;
     }
     if dirs.is_empty() {
         dirs.push(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-disk"));
@@ -60,12 +71,14 @@ fn parse_opts() -> Opts {
         dirs,
         big_files: 4,
         big_size: if quick { 32 * mib } else { 512 * mib },
-        small_files: if quick { 2000 } else { 20_000 },
+        small_files: small.unwrap_or(if quick { 2000 } else { 20_000 }),
         small_size: 4096,
         conns: 64,
         dl_size: if quick { 32 * mib } else { 256 * mib },
         dl_repeat: if quick { 2 } else { 6 },
         peers: !args.iter().any(|a| a == "--no-peers"),
+        servers,
+        small_only: args.iter().any(|a| a == "--small-only"),
     }
 }
 
@@ -89,6 +102,15 @@ impl Kind {
             Kind::Ours { fsync: true } => "dlrepo-rs fsync=1",
             Kind::OursAuth => "dlrepo-rs auth",
             Kind::Original => "dlrepo 0.44",
+            Kind::Nginx => "nginx",
+        }
+    }
+    fn short_name(self) -> &'static str {
+        match self {
+            Kind::Ours { fsync: false } => "ours",
+            Kind::Ours { fsync: true } => "fsync",
+            Kind::OursAuth => "auth",
+            Kind::Original => "orig",
             Kind::Nginx => "nginx",
         }
     }
@@ -485,31 +507,33 @@ fn small_path(s: &Server, conns: usize, i: usize) -> String {
 
 fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     let dl = s.kind.is_dlrepo();
-    // (a) large uploads, one at a time.
-    s.reset_peak_rss();
-    let mut c = Conn::open(s.port);
-    let t = Instant::now();
-    let mut lat = Vec::new();
-    for (i, body) in d.big.iter().enumerate() {
-        let t1 = Instant::now();
-        let (st, _, _) = c.send(
-            "PUT",
-            &s.path(&format!("bench/big/j/f/big{i}.bin")),
-            &[("Digest", &d.big_digest[i])],
-            body,
-            false,
-        );
-        assert!(st == 201 || st == 204, "{}: large upload got {st}", s.kind.label());
-        lat.push(t1.elapsed().as_secs_f64() * 1e3);
+    if !o.small_only {
+        // (a) large uploads, one at a time.
+        s.reset_peak_rss();
+        let mut c = Conn::open(s.port);
+        let t = Instant::now();
+        let mut lat = Vec::new();
+        for (i, body) in d.big.iter().enumerate() {
+            let t1 = Instant::now();
+            let (st, _, _) = c.send(
+                "PUT",
+                &s.path(&format!("bench/big/j/f/big{i}.bin")),
+                &[("Digest", &d.big_digest[i])],
+                body,
+                false,
+            );
+            assert!(st == 201 || st == 204, "{}: large upload got {st}", s.kind.label());
+            lat.push(t1.elapsed().as_secs_f64() * 1e3);
+        }
+        rows.push(row(
+            s,
+            "a) upload 4 x 512 MiB",
+            (d.big.len() * o.big_size) as u64,
+            t.elapsed(),
+            lat,
+        ));
+        drop(c);
     }
-    rows.push(row(
-        s,
-        "a) upload 4 x 512 MiB",
-        (d.big.len() * o.big_size) as u64,
-        t.elapsed(),
-        lat,
-    ));
-    drop(c);
 
     // (b) small distinct uploads at c=64.
     s.reset_peak_rss();
@@ -562,6 +586,9 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
         lat,
     ));
 
+    if o.small_only {
+        return;
+    }
     // (e) large downloads, one at a time; the first is hashed and compared.
     let mut c = Conn::open(s.port);
     let path = s.path("bench/dl/j/f/large.bin");
@@ -703,6 +730,9 @@ fn main() {
         if o.peers {
             kinds.push(Kind::Original);
             kinds.push(Kind::Nginx);
+        }
+        if let Some(only) = &o.servers {
+            kinds.retain(|k| only.iter().any(|n| n == k.short_name()));
         }
         for kind in kinds {
             eprintln!("{}: {} ...", dir.display(), kind.label());
