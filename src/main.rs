@@ -93,7 +93,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     });
     tracing::info!("======== Running on {} ========", listener.describe());
 
-    spawn_signal_handlers(cleanup.clone(), auth);
+    spawn_signal_handlers(cleanup.clone(), auth, ctx.store.clone());
     if cfg.tag_cleanup_period > 0 {
         let period = Duration::from_secs(cfg.tag_cleanup_period);
         let c = cleanup.clone();
@@ -118,7 +118,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     0
 }
 
-fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>) {
+fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>, store: Rc<Store>) {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::user_defined1()) {
         Ok(mut usr1) => {
@@ -134,8 +134,11 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>) {
         Ok(mut hup) => {
             tokio_uring::spawn(async move {
                 while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the ACL files and the auth file");
                     auth.reload();
+                    // Also the way to make the server see changes made to
+                    // the tree behind its back (a hand-made `.locked`...).
+                    store.forget_everything();
+                    tracing::info!("SIGHUP: reloaded the ACL files and the auth file, dropped the tree caches");
                 }
             });
         }

@@ -223,7 +223,7 @@ fn sighup_reloads_acls_and_users_and_ignored_passwords() {
     std::fs::write(acls.join("newgroup"), "r /**\n").unwrap();
     unauthorized(&as_user(&s, Some(("zoe", "z")), "GET", "/branches/"));
     s.signal(nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(s.wait_log("SIGHUP: reloaded", 1));
     as_user(&s, Some(("zoe", "z")), "GET", "/branches/").expect(200);
     drop(s);
 
@@ -432,7 +432,7 @@ fn exclusions_cannot_be_bypassed_by_case_or_empty_segments() {
     )
     .unwrap();
     s.signal(nix::sys::signal::Signal::SIGHUP);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(s.wait_log("SIGHUP: reloaded", 1));
     std::fs::create_dir_all(s.path("branches/prod/t")).unwrap();
     let bob = Some(("bob", "b:o:b"));
     unauthorized(&as_user(&s, bob, "DELETE", "/branches/PROD/"));

@@ -361,8 +361,26 @@ fn disconnect_mid_upload_removes_the_staging_file() {
 fn uploads_into_locked_jobs_are_refused_except_internal_formats() {
     let s = Server::start_with(&[("DLREPO_INTERNAL_FORMAT_FILTER", "debug")]);
     s.put_file("/branches/b/t/j/f/a", b"a").expect(201);
-    std::fs::write(s.path("branches/b/t/j/.locked"), b"").unwrap();
+    // Locked through the API: refused at once, however recently the job was
+    // seen unlocked.
+    s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
+    s.req("PUT", "/branches/b/t/j/")
+        .json(r#"{"job": {"locked": true}}"#)
+        .send()
+        .expect(200);
     s.put_file("/branches/b/t/j/f/b", b"b")
+        .expect_error(400, "Cannot upload files in locked jobs");
+    s.req("POST", "/branches/b/t/j/")
+        .json(r#"{"job": {"locked": false}}"#)
+        .send()
+        .expect(200);
+    s.put_file("/branches/b/t/j/f/b", b"b").expect(201);
+    // Locked by hand: seen after SIGHUP, which drops the tree caches.
+    s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
+    std::fs::write(s.path("branches/b/t/j/.locked"), b"").unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(s.wait_log("dropped the tree caches", 1));
+    s.put_file("/branches/b/t/j/f/c", b"c")
         .expect_error(400, "Cannot upload files in locked jobs");
     s.put_file("/branches/b/t/j/debug/b", b"b").expect(201);
     // Locked or released tags do not block uploads.

@@ -13,6 +13,7 @@ use super::{detached, file, name, resolve_tag, respond, user_repo, Body, Ctx, Ht
 use crate::auth::Access;
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
+use crate::store::digests::Digests;
 use crate::store::meta;
 use crate::store::names::Alias;
 use crate::store::repo::JobRef;
@@ -30,11 +31,11 @@ pub struct FormatLoc {
 impl FormatLoc {
     /// The format's `.digests`. Formats reached through `products/` symlinks
     /// are read from disk: the cache is keyed by the `branches/` path.
-    pub async fn digests(&self, ctx: &Ctx) -> std::rc::Rc<serde_json::Map<String, Value>> {
+    pub async fn digests(&self, ctx: &Ctx) -> Rc<Digests> {
         if self.job.is_some() {
             ctx.store.digests(&self.dir).await
         } else {
-            std::rc::Rc::new(meta::read_digests(&self.dir).await)
+            Rc::new(Digests::from_map(meta::read_digests(&self.dir).await))
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::store::link::ArtifactRef;
 use crate::store::names;
 use crate::store::repo::JobRef;
 use crate::store::staging::{Hasher, Staging};
-use crate::store::{tree, StoreError};
+use crate::store::StoreError;
 
 pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) -> HttpResult<Response<Body>> {
     let FormatAddr { user, parent, format } = addr;
@@ -34,7 +34,7 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
             "Uploading container images must be done with docker push",
         ));
     }
-    if !ctx.cfg.is_internal_format(&format) && tree::job_locked(&jr).await {
+    if !ctx.cfg.is_internal_format(&format) && ctx.store.job_locked(&jr).await {
         return Err(HttpError::bad_request("Cannot upload files in locked jobs"));
     }
     if !names::is_valid_artifact_path(path) {

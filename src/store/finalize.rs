@@ -8,6 +8,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::digest::Digest;
+use super::digests::Digests;
 use super::{meta, Store, StoreError, StoreResult};
 use crate::io;
 
@@ -39,7 +40,7 @@ impl Store {
 
     /// Steps 3–5 of publish.md §2. Returns whether the command succeeded; the
     /// index is refreshed either way.
-    async fn post_process(self: &Rc<Self>, dir: &Path, cmd: &str, digests: Map<String, Value>) -> StoreResult<bool> {
+    async fn post_process(self: &Rc<Self>, dir: &Path, cmd: &str, digests: Digests) -> StoreResult<bool> {
         let chunk = self.cfg.chunk_size.max(1 << 20);
         // Give the command private copies, so it cannot change shared blobs.
         let mut ctimes: HashMap<String, i128> = HashMap::new();
@@ -98,7 +99,7 @@ impl Store {
             }
             fresh.insert(rel, Value::String(value));
         }
-        self.write_digests(dir, Rc::new(fresh)).await?;
+        self.write_digests(dir, Digests::from_map(fresh)).await?;
         Ok(ok)
     }
 
@@ -127,7 +128,7 @@ impl Store {
     }
 
     /// Puts a taken `.digests` back in the cache unchanged.
-    fn write_digests_cached(&self, dir: &Path, d: Map<String, Value>) {
+    fn write_digests_cached(&self, dir: &Path, d: Digests) {
         self.cache_digests(dir, Rc::new(d));
     }
 }

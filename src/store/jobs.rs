@@ -104,7 +104,10 @@ impl Store {
         self.apply_metadata(job, &Map::new()).await?;
         let digest = self.job_digest(job, &formats).await?;
         io::write_file_atomic(&dir.join(".digest"), digest.into_bytes(), self.cfg.fsync).await?;
-        meta::set_flag(&dir.join(".locked"), true).await?;
+        self.job_locking(&dir);
+        let set = meta::set_flag(&dir.join(".locked"), true).await;
+        self.job_locking(&dir);
+        set?;
         Ok(())
     }
 

@@ -65,7 +65,7 @@ impl Store {
         let _format_guard = self.format_locks.lock(format_dir.clone()).await;
         // Checked again under the format lock: the job may have been locked
         // while the body was streaming.
-        if !self.cfg.is_internal_format(&a.format) && super::tree::job_locked(&a.job).await {
+        if !self.cfg.is_internal_format(&a.format) && self.job_locked(&a.job).await {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
 
@@ -120,7 +120,7 @@ impl Store {
 
         let mut digests = self.take_digests(&format_dir).await;
         digests.insert(a.path.clone(), Value::String(digest_header.to_string()));
-        self.write_digests(&format_dir, Rc::new(digests)).await?;
+        self.write_digests(&format_dir, digests).await?;
         if let Some(user) = &user {
             self.usage.save(user).await?;
         }

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::pyjson;
 use crate::io;
 
 /// A JSON timestamp: the float mtime of a file, or the integer 0 when the
@@ -112,12 +111,6 @@ pub fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
             _ => {}
         }
     }
-}
-
-/// Writes `.digests` as sorted Python JSON, atomically.
-pub async fn write_digests(format_dir: &Path, digests: &Map<String, Value>, durable: bool) -> std::io::Result<()> {
-    let bytes = pyjson::dumps_sorted_map(digests).into_bytes();
-    io::write_file_atomic(&format_dir.join(".digests"), bytes, durable).await
 }
 
 /// The digest algorithm and hex of a stored digest string (`sha256:…`),

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod blobs;
 pub mod delete;
 pub mod digest;
+pub mod digests;
 pub mod error;
 pub mod finalize;
 pub mod jobs;
@@ -20,21 +21,22 @@ pub mod staging;
 pub mod tree;
 pub mod usage;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use serde_json::{Map, Value};
-
 use crate::config::Config;
-use crate::io::DirSyncer;
+use crate::io::{self, DirSyncer};
+use digests::Digests;
 
 pub use error::{StoreError, StoreResult};
 pub use repo::Repo;
 
 /// How many formats' `.digests` are kept parsed in memory.
 const DIGESTS_CACHE_FORMATS: usize = 4096;
+/// How many unlocked jobs are remembered.
+const UNLOCKED_JOBS_CACHE: usize = 65536;
 
 /// Shared state of the storage layer, owned by the runtime thread.
 pub struct Store {
@@ -46,7 +48,7 @@ pub struct Store {
     /// Parsed `.digests` of recently used formats. Every write of a
     /// `.digests` goes through [`Store::write_digests`], which keeps this
     /// in step; deletes drop the entries below them.
-    digests_cache: RefCell<HashMap<PathBuf, Rc<Map<String, Value>>>>,
+    digests_cache: RefCell<HashMap<PathBuf, Rc<Digests>>>,
     /// Format directories whose `.digests`/`.dirty` are being rewritten.
     pub format_locks: locks::KeyLocks<PathBuf>,
     /// Job directories whose metadata, flags or lock are changing.
@@ -66,6 +68,13 @@ pub struct Store {
     /// Format directories whose tag and job `.stamp`, folders and `.dirty`
     /// are known to exist. Deletes and finalisation forget them.
     ready_formats: RefCell<HashSet<PathBuf>>,
+    /// Job directories seen without `.locked`, so an upload does not look
+    /// the flag up twice on disk (on tmpfs a missing name is never cached
+    /// by the kernel, and each lookup leaves the ring thread). Only this
+    /// server writes `.locked`; locking drops the entry and bumps
+    /// `lock_epoch`, so a lookup that overlapped it does not re-add one.
+    unlocked_jobs: RefCell<HashSet<PathBuf>>,
+    lock_epoch: Cell<u64>,
     pub usage: usage::Usage,
     /// Requests being answered right now; background work yields more
     /// while it is not zero.
@@ -88,6 +97,8 @@ impl Store {
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
             ready_formats: RefCell::new(HashSet::new()),
+            unlocked_jobs: RefCell::new(HashSet::new()),
+            lock_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),
         })
     }
@@ -127,20 +138,54 @@ impl Store {
         self.ready_formats.borrow_mut().insert(format_dir.to_path_buf());
     }
 
+    /// Whether a job is locked, from the cache of unlocked jobs or from disk.
+    pub async fn job_locked(&self, job: &repo::JobRef) -> bool {
+        let dir = job.dir();
+        if self.unlocked_jobs.borrow().contains(&dir) {
+            return false;
+        }
+        let epoch = self.lock_epoch.get();
+        let locked = tree::job_locked(job).await;
+        if !locked && self.lock_epoch.get() == epoch {
+            let mut set = self.unlocked_jobs.borrow_mut();
+            if set.len() >= UNLOCKED_JOBS_CACHE {
+                set.clear();
+            }
+            set.insert(dir);
+        }
+        locked
+    }
+
+    /// Called before and after `.locked` is created for a job directory.
+    pub(crate) fn job_locking(&self, dir: &Path) {
+        self.lock_epoch.set(self.lock_epoch.get() + 1);
+        self.unlocked_jobs.borrow_mut().remove(dir);
+    }
+
+    /// Forgets every cached fact about the tree (SIGHUP).
+    pub fn forget_everything(&self) {
+        self.lock_epoch.set(self.lock_epoch.get() + 1);
+        self.unlocked_jobs.borrow_mut().clear();
+        self.ready_formats.borrow_mut().clear();
+        self.known_dirs.borrow_mut().clear();
+        self.digests_cache.borrow_mut().clear();
+    }
+
     /// Forgets every cached fact about `dir` and everything below it. Called
     /// whenever a delete or a finalisation changes that part of the tree.
     pub fn forget_tree(&self, dir: &Path) {
+        self.unlocked_jobs.borrow_mut().retain(|p| !p.starts_with(dir));
         self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
         self.digests_cache.borrow_mut().retain(|p, _| !p.starts_with(dir));
     }
 
     /// The `.digests` of a format, from the cache or from disk.
-    pub async fn digests(&self, format_dir: &Path) -> Rc<Map<String, Value>> {
+    pub async fn digests(&self, format_dir: &Path) -> Rc<Digests> {
         if let Some(d) = self.digests_cache.borrow().get(format_dir) {
             return d.clone();
         }
-        let d = Rc::new(meta::read_digests(format_dir).await);
+        let d = Rc::new(Digests::from_map(meta::read_digests(format_dir).await));
         self.cache_digests(format_dir, d.clone());
         d
     }
@@ -148,15 +193,15 @@ impl Store {
     /// The `.digests` of a format for modification: taken out of the cache
     /// (no copy when nobody else holds it), to be written back with
     /// [`Store::write_digests`]. The caller holds the format lock.
-    pub async fn take_digests(&self, format_dir: &Path) -> Map<String, Value> {
+    pub async fn take_digests(&self, format_dir: &Path) -> Digests {
         let cached = self.digests_cache.borrow_mut().remove(format_dir);
         match cached {
             Some(rc) => Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone()),
-            None => meta::read_digests(format_dir).await,
+            None => Digests::from_map(meta::read_digests(format_dir).await),
         }
     }
 
-    pub(crate) fn cache_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) {
+    pub(crate) fn cache_digests(&self, format_dir: &Path, d: Rc<Digests>) {
         let mut cache = self.digests_cache.borrow_mut();
         if cache.len() >= DIGESTS_CACHE_FORMATS && !cache.contains_key(format_dir) {
             // Crude but bounded: start over rather than track recency.
@@ -167,11 +212,11 @@ impl Store {
 
     /// Writes a format's `.digests` (sorted Python JSON, atomically) and
     /// caches it. The caller holds the format lock.
-    pub async fn write_digests(&self, format_dir: &Path, d: Rc<Map<String, Value>>) -> std::io::Result<()> {
+    pub async fn write_digests(&self, format_dir: &Path, mut d: Digests) -> std::io::Result<()> {
         // Drop the entry first: if the write fails, the next reader goes to disk.
         self.digests_cache.borrow_mut().remove(format_dir);
-        meta::write_digests(format_dir, &d, self.cfg.fsync).await?;
-        self.cache_digests(format_dir, d);
+        io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await?;
+        self.cache_digests(format_dir, Rc::new(d));
         Ok(())
     }
 
