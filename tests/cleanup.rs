@@ -169,7 +169,8 @@ fn requests_during_a_run_collapse_into_one_full_follow_up() {
     s.delete("/branches/b/t/j2/").expect(200);
     s.signal(Signal::SIGUSR1);
     s.delete("/branches/b/t/j3/").expect(200);
-    std::thread::sleep(Duration::from_millis(200));
+    // Signals are handled asynchronously: make sure both arrived while held.
+    assert!(s.wait_log("requested by SIGUSR1", 2));
     assert_eq!(runs(&s), 0);
     drop(hold);
     wait_until("two runs", || runs(&s) >= 2);

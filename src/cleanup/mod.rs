@@ -92,6 +92,7 @@ impl Scheduler {
     /// Asks for a run. It starts on the next loop turn, or folds into the
     /// single run that follows the one in progress.
     pub fn schedule(&self, kind: RunKind, trigger: Trigger) {
+        tracing::debug!("cleanup ({}) requested by {}", kind_name(kind), trigger.name());
         let start = self.state.borrow_mut().request(kind);
         if let Some(kind) = start {
             self.spawn(kind, trigger);
