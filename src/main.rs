@@ -91,9 +91,9 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         cleanup: cleanup.clone(),
         cli_script: dlrepo::http::load_cli(cfg.cli_path.as_deref(), cfg.public_url.as_deref()),
     });
-    tracing::info!("======== Running on {} ========", listener.describe());
-
+    // Handlers first: once "Running on" is logged, a signal must not kill us.
     spawn_signal_handlers(cleanup.clone(), auth, ctx.store.clone());
+    tracing::info!("======== Running on {} ========", listener.describe());
     if cfg.tag_cleanup_period > 0 {
         let period = Duration::from_secs(cfg.tag_cleanup_period);
         let c = cleanup.clone();

@@ -174,6 +174,16 @@ pub async fn exists(path: &Path) -> bool {
     open(path, libc::O_PATH, 0).await.is_ok()
 }
 
+/// Like [`exists`], but only a missing path (or a component that is not a
+/// folder) answers `false`; any other failure is an error.
+pub async fn exists_checked(path: &Path) -> io::Result<bool> {
+    match open(path, libc::O_PATH, 0).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_missing(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether a path is a directory (following symlinks); see [`exists`].
 pub async fn is_dir(path: &Path) -> bool {
     open(path, libc::O_PATH | libc::O_DIRECTORY, 0).await.is_ok()

@@ -19,7 +19,7 @@ impl Store {
     pub async fn finalize_format(self: &Rc<Self>, format_dir: &Path) -> StoreResult<()> {
         let _guard = self.format_locks.lock(format_dir.to_path_buf()).await;
         if let Some(cmd) = self.cfg.post_process_cmd.clone() {
-            let digests = self.take_digests(format_dir).await;
+            let digests = self.take_digests(format_dir).await?;
             let matches = match &self.cfg.post_process_filter {
                 None => true,
                 Some(re) => digests.keys().any(|k| re.is_match(k)),

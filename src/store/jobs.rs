@@ -86,12 +86,24 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         if tree::job_locked(job).await {
+            // Also drops a stale "unlocked" cache entry.
+            self.job_locked_done(&dir);
             return Ok(());
         }
+        // From here uploads into the job are refused; those already past
+        // their check finish first, so every format they touch is seen.
+        self.job_locking(&dir);
+        self.linking_drained(&dir).await;
+        let res = self.lock_marked_job(job).await;
+        self.job_locked_done(&dir);
+        res
+    }
+
+    async fn lock_marked_job(self: &Rc<Self>, job: &JobRef) -> StoreResult<()> {
+        let dir = job.dir();
         let formats = tree::list_dirs(&dir).await?;
-        // Hold every format still while checking and locking, so no upload
-        // makes one dirty between the check and `.locked` (uploads re-check
-        // `.locked` under their format's lock).
+        // Hold every format still while checking and locking (internal
+        // formats still take uploads).
         let mut _formats = Vec::with_capacity(formats.len());
         for f in &formats {
             _formats.push(self.format_locks.lock(dir.join(f)).await);
@@ -104,10 +116,7 @@ impl Store {
         self.apply_metadata(job, &Map::new()).await?;
         let digest = self.job_digest(job, &formats).await?;
         io::write_file_atomic(&dir.join(".digest"), digest.into_bytes(), self.cfg.fsync).await?;
-        self.job_locking(&dir);
-        let set = meta::set_flag(&dir.join(".locked"), true).await;
-        self.job_locking(&dir);
-        set?;
+        meta::set_flag(&dir.join(".locked"), true).await?;
         Ok(())
     }
 

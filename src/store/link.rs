@@ -65,9 +65,14 @@ impl Store {
         let _format_guard = self.format_locks.lock(format_dir.clone()).await;
         // Checked again under the format lock: the job may have been locked
         // while the body was streaming.
-        if !self.cfg.is_internal_format(&a.format) && self.job_locked(&a.job).await {
+        let internal = self.cfg.is_internal_format(&a.format);
+        if !internal && self.job_locked(&a.job).await {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
+        let _linking = (!internal).then(|| self.linking_into(a.job.dir()));
+        // Before anything changes: an index that cannot be read fails the
+        // upload here rather than after the link.
+        let mut digests = self.take_digests(&format_dir).await?;
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         // The usage lock spans the check, the link and the save.
@@ -118,7 +123,6 @@ impl Store {
             return Err(e);
         }
 
-        let mut digests = self.take_digests(&format_dir).await;
         digests.insert(a.path.clone(), Value::String(digest_header.to_string()));
         self.write_digests(&format_dir, digests).await?;
         if let Some(user) = &user {

@@ -60,15 +60,22 @@ pub async fn read_stripped(path: &Path) -> Option<String> {
 /// The `.digests` of a format directory, in file order. A `container`
 /// format without `.digests` gets digests synthesised from its files.
 pub async fn read_digests(format_dir: &Path) -> Map<String, Value> {
+    read_digests_checked(format_dir).await.unwrap_or_default()
+}
+
+/// [`read_digests`] for a writer: a file that cannot be read is an error
+/// (not an empty index that the rewrite would then make permanent). An
+/// unparsable file still reads as empty, as it lists nothing either way.
+pub async fn read_digests_checked(format_dir: &Path) -> std::io::Result<Map<String, Value>> {
     let path = format_dir.join(".digests");
-    match io::read_file_opt(&path).await {
-        Ok(Some(bytes)) => match serde_json::from_slice::<Value>(&bytes) {
+    Ok(match io::read_file_opt(&path).await? {
+        Some(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         },
-        Ok(None) if is_container(format_dir) => synthetic_container_digests(format_dir),
-        _ => Map::new(),
-    }
+        None if is_container(format_dir) => synthetic_container_digests(format_dir),
+        None => Map::new(),
+    })
 }
 
 fn is_container(format_dir: &Path) -> bool {

@@ -75,10 +75,36 @@ pub struct Store {
     /// `lock_epoch`, so a lookup that overlapped it does not re-add one.
     unlocked_jobs: RefCell<HashSet<PathBuf>>,
     lock_epoch: Cell<u64>,
+    /// Jobs a lock request is working on: uploads into them are refused.
+    locking_jobs: RefCell<HashSet<PathBuf>>,
+    /// Per job, the uploads past their lock check and still linking: a lock
+    /// request waits for them (they may be creating a format it cannot see).
+    linking: RefCell<HashMap<PathBuf, usize>>,
+    /// Bumped by every change of a cached `.digests`, so a reader that went
+    /// to disk does not cache what it read over a newer version.
+    digests_epoch: Cell<u64>,
     pub usage: usage::Usage,
     /// Requests being answered right now; background work yields more
     /// while it is not zero.
     pub requests_in_flight: Rc<std::cell::Cell<usize>>,
+}
+
+/// See [`Store::linking_into`].
+pub(crate) struct LinkingGuard<'a> {
+    store: &'a Store,
+    dir: PathBuf,
+}
+
+impl Drop for LinkingGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.store.linking.borrow_mut();
+        if let Some(n) = map.get_mut(&self.dir) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.dir);
+            }
+        }
+    }
 }
 
 impl Store {
@@ -99,6 +125,9 @@ impl Store {
             ready_formats: RefCell::new(HashSet::new()),
             unlocked_jobs: RefCell::new(HashSet::new()),
             lock_epoch: Cell::new(0),
+            locking_jobs: RefCell::new(HashSet::new()),
+            linking: RefCell::new(HashMap::new()),
+            digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),
         })
     }
@@ -138,33 +167,65 @@ impl Store {
         self.ready_formats.borrow_mut().insert(format_dir.to_path_buf());
     }
 
-    /// Whether a job is locked, from the cache of unlocked jobs or from disk.
+    /// Whether a job is locked (or being locked), from the cache of unlocked
+    /// jobs or from disk. Only a definite "no `.locked`" is cached.
     pub async fn job_locked(&self, job: &repo::JobRef) -> bool {
         let dir = job.dir();
+        if self.locking_jobs.borrow().contains(&dir) {
+            return true;
+        }
         if self.unlocked_jobs.borrow().contains(&dir) {
             return false;
         }
         let epoch = self.lock_epoch.get();
-        let locked = tree::job_locked(job).await;
-        if !locked && self.lock_epoch.get() == epoch {
-            let mut set = self.unlocked_jobs.borrow_mut();
-            if set.len() >= UNLOCKED_JOBS_CACHE {
-                set.clear();
+        match io::exists_checked(&dir.join(".locked")).await {
+            Ok(true) => true,
+            Ok(false) => {
+                if self.lock_epoch.get() == epoch {
+                    let mut set = self.unlocked_jobs.borrow_mut();
+                    if set.len() >= UNLOCKED_JOBS_CACHE {
+                        set.clear();
+                    }
+                    set.insert(dir);
+                }
+                false
             }
-            set.insert(dir);
+            // As before the cache: an unreadable flag does not block uploads.
+            Err(_) => false,
         }
-        locked
     }
 
-    /// Called before and after `.locked` is created for a job directory.
+    /// Marks a job as being locked: from now until [`Store::job_locked_done`]
+    /// uploads into it are refused, and its cache entry is gone.
     pub(crate) fn job_locking(&self, dir: &Path) {
         self.lock_epoch.set(self.lock_epoch.get() + 1);
         self.unlocked_jobs.borrow_mut().remove(dir);
+        self.locking_jobs.borrow_mut().insert(dir.to_path_buf());
+    }
+
+    /// Counts an upload into `dir` (a job) as linking until the guard drops.
+    pub(crate) fn linking_into(&self, dir: PathBuf) -> LinkingGuard<'_> {
+        *self.linking.borrow_mut().entry(dir.clone()).or_insert(0) += 1;
+        LinkingGuard { store: self, dir }
+    }
+
+    /// Waits until no upload is linking into the job `dir`.
+    pub(crate) async fn linking_drained(&self, dir: &Path) {
+        while self.linking.borrow().contains_key(dir) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    pub(crate) fn job_locked_done(&self, dir: &Path) {
+        self.lock_epoch.set(self.lock_epoch.get() + 1);
+        self.unlocked_jobs.borrow_mut().remove(dir);
+        self.locking_jobs.borrow_mut().remove(dir);
     }
 
     /// Forgets every cached fact about the tree (SIGHUP).
     pub fn forget_everything(&self) {
         self.lock_epoch.set(self.lock_epoch.get() + 1);
+        self.digests_epoch.set(self.digests_epoch.get() + 1);
         self.unlocked_jobs.borrow_mut().clear();
         self.ready_formats.borrow_mut().clear();
         self.known_dirs.borrow_mut().clear();
@@ -174,6 +235,7 @@ impl Store {
     /// Forgets every cached fact about `dir` and everything below it. Called
     /// whenever a delete or a finalisation changes that part of the tree.
     pub fn forget_tree(&self, dir: &Path) {
+        self.digests_epoch.set(self.digests_epoch.get() + 1);
         self.unlocked_jobs.borrow_mut().retain(|p| !p.starts_with(dir));
         self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
@@ -185,20 +247,26 @@ impl Store {
         if let Some(d) = self.digests_cache.borrow().get(format_dir) {
             return d.clone();
         }
+        let epoch = self.digests_epoch.get();
         let d = Rc::new(Digests::from_map(meta::read_digests(format_dir).await));
-        self.cache_digests(format_dir, d.clone());
+        // Read without the format lock: a writer may have replaced the file
+        // (and cached the newer index) meanwhile.
+        if self.digests_epoch.get() == epoch && !self.digests_cache.borrow().contains_key(format_dir) {
+            self.cache_digests(format_dir, d.clone());
+        }
         d
     }
 
     /// The `.digests` of a format for modification: taken out of the cache
     /// (no copy when nobody else holds it), to be written back with
     /// [`Store::write_digests`]. The caller holds the format lock.
-    pub async fn take_digests(&self, format_dir: &Path) -> Digests {
+    pub async fn take_digests(&self, format_dir: &Path) -> std::io::Result<Digests> {
+        self.digests_epoch.set(self.digests_epoch.get() + 1);
         let cached = self.digests_cache.borrow_mut().remove(format_dir);
-        match cached {
+        Ok(match cached {
             Some(rc) => Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone()),
-            None => Digests::from_map(meta::read_digests(format_dir).await),
-        }
+            None => Digests::from_map(meta::read_digests_checked(format_dir).await?),
+        })
     }
 
     pub(crate) fn cache_digests(&self, format_dir: &Path, d: Rc<Digests>) {
@@ -214,6 +282,7 @@ impl Store {
     /// caches it. The caller holds the format lock.
     pub async fn write_digests(&self, format_dir: &Path, mut d: Digests) -> std::io::Result<()> {
         // Drop the entry first: if the write fails, the next reader goes to disk.
+        self.digests_epoch.set(self.digests_epoch.get() + 1);
         self.digests_cache.borrow_mut().remove(format_dir);
         io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await?;
         self.cache_digests(format_dir, Rc::new(d));
