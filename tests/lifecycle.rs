@@ -52,6 +52,51 @@ fn metadata_patch_coerces_values_and_creates_the_job() {
         .expect(405);
 }
 
+/// An upload past its lock check (here held there by the debug-only hook)
+/// may be about to create a format the lock request cannot see yet: the
+/// lock waits for it, and refuses new uploads meanwhile.
+#[test]
+fn a_lock_request_waits_for_uploads_past_their_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hold = tmp.path().join("hold");
+    let paused = tmp.path().join("hold.paused");
+    let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
+    put(&s, "/branches/b/t/j/f1/a", "a");
+    s.req("PATCH", "/branches/b/t/j/f1/").send().expect(200);
+    let lock = |s: &Server| {
+        s.req("PUT", "/branches/b/t/j/")
+            .json(r#"{"job": {"locked": true}}"#)
+            .send()
+    };
+    std::fs::write(&hold, b"").unwrap();
+    std::thread::scope(|sc| {
+        let upload = sc.spawn(|| s.put_file("/branches/b/t/j/f2/new", b"new"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !paused.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upload never reached the link step"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!s.path("branches/b/t/j/f2").exists(), "held before the format exists");
+        let locker = sc.spawn(|| lock(&s));
+        assert!(s.wait_log("waiting for uploads still linking", 1));
+        // Until the lock request knows the outcome, new uploads are refused.
+        s.put_file("/branches/b/t/j/f3/x", b"x")
+            .expect_error(400, "Cannot upload files in locked jobs");
+        assert!(!locker.is_finished(), "the lock did not wait for the upload");
+        std::fs::remove_file(&hold).unwrap();
+        upload.join().unwrap().expect(201);
+        locker.join().unwrap().expect_error(400, "Job has dirty formats");
+    });
+    assert!(!s.path("branches/b/t/j/.locked").exists());
+    s.req("PATCH", "/branches/b/t/j/f2/").send().expect(200);
+    lock(&s).expect(200);
+    s.put_file("/branches/b/t/j/f2/late", b"late")
+        .expect_error(400, "Cannot upload files in locked jobs");
+}
+
 #[test]
 fn internal_flag_lock_digest_and_unlock() {
     let s = Server::start_with(&[("DLREPO_INTERNAL_FORMAT_FILTER", "debug")]);

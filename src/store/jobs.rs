@@ -93,6 +93,7 @@ impl Store {
         // From here uploads into the job are refused; those already past
         // their check finish first, so every format they touch is seen.
         self.job_locking(&dir);
+        tracing::debug!("locking {}: waiting for uploads still linking", dir.display());
         self.linking_drained(&dir).await;
         let res = self.lock_marked_job(job).await;
         self.job_locked_done(&dir);

@@ -70,6 +70,7 @@ impl Store {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
         let _linking = (!internal).then(|| self.linking_into(a.job.dir()));
+        super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link.
         let mut digests = self.take_digests(&format_dir).await?;

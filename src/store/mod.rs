@@ -8,6 +8,7 @@ pub mod digest;
 pub mod digests;
 pub mod error;
 pub mod finalize;
+mod hooks;
 pub mod jobs;
 pub mod link;
 pub mod locks;

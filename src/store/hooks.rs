@@ -1,0 +1,27 @@
+//! Test-only pause point of the link step, compiled into debug builds only.
+//!
+//! With `DLREPO_TEST_LINK_HOLD=<file>` set, an upload that has passed its
+//! lock check under the format lock waits there while `<file>` exists,
+//! after writing `<file>.paused`. Tests use it to send a lock request at
+//! that moment. Release builds contain none of this.
+
+#[cfg(debug_assertions)]
+pub async fn link_hold() {
+    let Some(f) = std::env::var_os("DLREPO_TEST_LINK_HOLD") else {
+        return;
+    };
+    let hold = std::path::PathBuf::from(f);
+    if !hold.exists() {
+        return;
+    }
+    let mut paused = hold.clone().into_os_string();
+    paused.push(".paused");
+    let _ = std::fs::write(&paused, b"");
+    while hold.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let _ = std::fs::remove_file(&paused);
+}
+
+#[cfg(not(debug_assertions))]
+pub async fn link_hold() {}
