@@ -291,7 +291,8 @@ fn proxy_header_mode() {
 struct Slapd {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    tls_port: u16,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Slapd {
@@ -310,23 +311,111 @@ fn find_slapd() -> std::path::PathBuf {
     p
 }
 
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed for the LDAP TLS test: apt-get install openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway CA (`<name>.pem`) in `dir`; with `server`, also a server
+/// certificate for 127.0.0.1 it signed (`server.pem`, `server.key`).
+fn make_ca(dir: &std::path::Path, name: &str, server: bool) {
+    let key = format!("{name}.key");
+    let pem = format!("{name}.pem");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dlrepo test CA",
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+    ];
+    args.extend(ec);
+    openssl(dir, &args);
+    if server {
+        let mut args = vec![
+            "req",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ];
+        args.extend(ec);
+        openssl(dir, &args);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                &pem,
+                "-CAkey",
+                &key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+    }
+}
+
 /// A throwaway directory: dc=example,dc=org with users alice (groups dev,
 /// users) and bob (users), on a loopback port.
 fn start_slapd() -> Slapd {
+    start_slapd_with(false)
+}
+
+/// With `tls`: also serves `ldaps://` on `Slapd::tls_port` and StartTLS on
+/// the plain port, with a certificate from `<dir>/ca.pem`.
+fn start_slapd_with(tls: bool) -> Slapd {
     let slapd = find_slapd();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     std::fs::create_dir_all(&db).unwrap();
     let conf = dir.path().join("slapd.conf");
+    let tls_conf = if tls {
+        make_ca(dir.path(), "ca", true);
+        let d = dir.path().display();
+        format!("TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n")
+    } else {
+        String::new()
+    };
     std::fs::write(
         &conf,
         format!(
             "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/inetorgperson.schema\n\
-             modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {0}/slapd.pid\n\
+             modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {0}/slapd.pid\n{2}\
              database mdb\nmaxsize 10485760\nsuffix \"dc=example,dc=org\"\nrootdn \"cn=admin,dc=example,dc=org\"\nrootpw secret\n\
              directory {1}\naccess to * by * read\n",
             dir.path().display(),
-            db.display()
+            db.display(),
+            tls_conf
         ),
     )
     .unwrap();
@@ -352,11 +441,16 @@ fn start_slapd() -> Slapd {
         .unwrap();
     assert!(st.status.success(), "slapadd: {}", String::from_utf8_lossy(&st.stderr));
     let port = free_port();
+    let tls_port = free_port();
+    let mut urls = format!("ldap://127.0.0.1:{port}/");
+    if tls {
+        urls.push_str(&format!(" ldaps://127.0.0.1:{tls_port}/"));
+    }
     let child = std::process::Command::new(slapd)
         .arg("-f")
         .arg(&conf)
         .arg("-h")
-        .arg(format!("ldap://127.0.0.1:{port}/"))
+        .arg(urls)
         .arg("-d")
         .arg("0")
         .stdout(std::process::Stdio::null())
@@ -368,7 +462,49 @@ fn start_slapd() -> Slapd {
         assert!(std::time::Instant::now() < deadline, "slapd did not start");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    Slapd { child, port, _dir: dir }
+    Slapd {
+        child,
+        port,
+        tls_port,
+        dir,
+    }
+}
+
+/// StartTLS (the default with `ldap://`) and `ldaps://` against a slapd
+/// with a certificate from a private CA: trusted through `SSL_CERT_FILE`,
+/// logins work; with another CA trusted instead, they are refused.
+#[test]
+fn ldap_over_starttls_and_ldaps_checks_the_certificate() {
+    let ldap = start_slapd_with(true);
+    let certs = ldap.dir.path();
+    let other = tempfile::tempdir().unwrap();
+    make_ca(other.path(), "other", false);
+    let trusted = certs.join("ca.pem");
+    let untrusted = other.path().join("other.pem");
+    for (url, ca, ok) in [
+        (format!("ldap://127.0.0.1:{}", ldap.port), &trusted, true),
+        (format!("ldaps://127.0.0.1:{}", ldap.tls_port), &trusted, true),
+        (format!("ldap://127.0.0.1:{}", ldap.port), &untrusted, false),
+        (format!("ldaps://127.0.0.1:{}", ldap.tls_port), &untrusted, false),
+    ] {
+        let Setup { s, _etc: _keep, .. } = start(&[
+            ("DLREPO_LDAP_URL", &url),
+            ("SSL_CERT_FILE", ca.to_str().unwrap()),
+            ("DLREPO_LDAP_BASE_DN", "dc=example,dc=org"),
+            ("DLREPO_LDAP_USER_FILTER", "(&(objectClass=inetOrgPerson)(uid={login}))"),
+            (
+                "DLREPO_LDAP_GROUPS_FILTER",
+                "(&(objectClass=groupOfNames)(member={dn}))",
+            ),
+        ]);
+        seed(&s);
+        let r = as_user(&s, Some(("bob", "b:o:b")), "GET", "/branches/pub/t1/");
+        if ok {
+            r.expect(200);
+        } else {
+            unauthorized(&r);
+        }
+    }
 }
 
 #[test]
