@@ -87,16 +87,16 @@ impl Store {
         }
         if tree::job_locked(job).await {
             // Also drops a stale "unlocked" cache entry.
-            self.job_locked_done(&dir);
+            self.lock_flags.end_lock(&dir);
             return Ok(());
         }
         // From here uploads into the job are refused; those already past
         // their check finish first, so every format they touch is seen.
-        self.job_locking(&dir);
+        self.lock_flags.begin_lock(&dir);
         tracing::debug!("locking {}: waiting for uploads still linking", dir.display());
-        self.linking_drained(&dir).await;
+        self.lock_flags.linking_drained(&dir).await;
         let res = self.lock_marked_job(job).await;
-        self.job_locked_done(&dir);
+        self.lock_flags.end_lock(&dir);
         res
     }
 

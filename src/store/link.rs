@@ -69,7 +69,7 @@ impl Store {
         if !internal && self.job_locked(&a.job).await {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
-        let _linking = (!internal).then(|| self.linking_into(a.job.dir()));
+        let _linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link.

@@ -9,6 +9,7 @@ pub mod digests;
 pub mod error;
 pub mod finalize;
 mod hooks;
+pub mod joblock;
 pub mod jobs;
 pub mod link;
 pub mod locks;
@@ -36,8 +37,6 @@ pub use repo::Repo;
 
 /// How many formats' `.digests` are kept parsed in memory.
 const DIGESTS_CACHE_FORMATS: usize = 4096;
-/// How many unlocked jobs are remembered.
-const UNLOCKED_JOBS_CACHE: usize = 65536;
 
 /// Shared state of the storage layer, owned by the runtime thread.
 pub struct Store {
@@ -69,18 +68,8 @@ pub struct Store {
     /// Format directories whose tag and job `.stamp`, folders and `.dirty`
     /// are known to exist. Deletes and finalisation forget them.
     ready_formats: RefCell<HashSet<PathBuf>>,
-    /// Job directories seen without `.locked`, so an upload does not look
-    /// the flag up twice on disk (on tmpfs a missing name is never cached
-    /// by the kernel, and each lookup leaves the ring thread). Only this
-    /// server writes `.locked`; locking drops the entry and bumps
-    /// `lock_epoch`, so a lookup that overlapped it does not re-add one.
-    unlocked_jobs: RefCell<HashSet<PathBuf>>,
-    lock_epoch: Cell<u64>,
-    /// Jobs a lock request is working on: uploads into them are refused.
-    locking_jobs: RefCell<HashSet<PathBuf>>,
-    /// Per job, the uploads past their lock check and still linking: a lock
-    /// request waits for them (they may be creating a format it cannot see).
-    linking: RefCell<HashMap<PathBuf, usize>>,
+    /// Which jobs are known unlocked, being locked, or receiving links.
+    pub lock_flags: joblock::JobLocks,
     /// Bumped by every change of a cached `.digests`, so a reader that went
     /// to disk does not cache what it read over a newer version.
     digests_epoch: Cell<u64>,
@@ -88,24 +77,6 @@ pub struct Store {
     /// Requests being answered right now; background work yields more
     /// while it is not zero.
     pub requests_in_flight: Rc<std::cell::Cell<usize>>,
-}
-
-/// See [`Store::linking_into`].
-pub(crate) struct LinkingGuard<'a> {
-    store: &'a Store,
-    dir: PathBuf,
-}
-
-impl Drop for LinkingGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.store.linking.borrow_mut();
-        if let Some(n) = map.get_mut(&self.dir) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.dir);
-            }
-        }
-    }
 }
 
 impl Store {
@@ -124,10 +95,7 @@ impl Store {
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
             ready_formats: RefCell::new(HashSet::new()),
-            unlocked_jobs: RefCell::new(HashSet::new()),
-            lock_epoch: Cell::new(0),
-            locking_jobs: RefCell::new(HashSet::new()),
-            linking: RefCell::new(HashMap::new()),
+            lock_flags: joblock::JobLocks::default(),
             digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),
         })
@@ -168,66 +136,15 @@ impl Store {
         self.ready_formats.borrow_mut().insert(format_dir.to_path_buf());
     }
 
-    /// Whether a job is locked (or being locked), from the cache of unlocked
-    /// jobs or from disk. Only a definite "no `.locked`" is cached.
+    /// Whether a job is locked (or being locked); see [`joblock::JobLocks`].
     pub async fn job_locked(&self, job: &repo::JobRef) -> bool {
-        let dir = job.dir();
-        if self.locking_jobs.borrow().contains(&dir) {
-            return true;
-        }
-        if self.unlocked_jobs.borrow().contains(&dir) {
-            return false;
-        }
-        let epoch = self.lock_epoch.get();
-        match io::exists_checked(&dir.join(".locked")).await {
-            Ok(true) => true,
-            Ok(false) => {
-                if self.lock_epoch.get() == epoch {
-                    let mut set = self.unlocked_jobs.borrow_mut();
-                    if set.len() >= UNLOCKED_JOBS_CACHE {
-                        set.clear();
-                    }
-                    set.insert(dir);
-                }
-                false
-            }
-            // As before the cache: an unreadable flag does not block uploads.
-            Err(_) => false,
-        }
-    }
-
-    /// Marks a job as being locked: from now until [`Store::job_locked_done`]
-    /// uploads into it are refused, and its cache entry is gone.
-    pub(crate) fn job_locking(&self, dir: &Path) {
-        self.lock_epoch.set(self.lock_epoch.get() + 1);
-        self.unlocked_jobs.borrow_mut().remove(dir);
-        self.locking_jobs.borrow_mut().insert(dir.to_path_buf());
-    }
-
-    /// Counts an upload into `dir` (a job) as linking until the guard drops.
-    pub(crate) fn linking_into(&self, dir: PathBuf) -> LinkingGuard<'_> {
-        *self.linking.borrow_mut().entry(dir.clone()).or_insert(0) += 1;
-        LinkingGuard { store: self, dir }
-    }
-
-    /// Waits until no upload is linking into the job `dir`.
-    pub(crate) async fn linking_drained(&self, dir: &Path) {
-        while self.linking.borrow().contains_key(dir) {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-    }
-
-    pub(crate) fn job_locked_done(&self, dir: &Path) {
-        self.lock_epoch.set(self.lock_epoch.get() + 1);
-        self.unlocked_jobs.borrow_mut().remove(dir);
-        self.locking_jobs.borrow_mut().remove(dir);
+        self.lock_flags.is_locked(&job.dir()).await
     }
 
     /// Forgets every cached fact about the tree (SIGHUP).
     pub fn forget_everything(&self) {
-        self.lock_epoch.set(self.lock_epoch.get() + 1);
         self.digests_epoch.set(self.digests_epoch.get() + 1);
-        self.unlocked_jobs.borrow_mut().clear();
+        self.lock_flags.forget_tree(None);
         self.ready_formats.borrow_mut().clear();
         self.known_dirs.borrow_mut().clear();
         self.digests_cache.borrow_mut().clear();
@@ -237,7 +154,7 @@ impl Store {
     /// whenever a delete or a finalisation changes that part of the tree.
     pub fn forget_tree(&self, dir: &Path) {
         self.digests_epoch.set(self.digests_epoch.get() + 1);
-        self.unlocked_jobs.borrow_mut().retain(|p| !p.starts_with(dir));
+        self.lock_flags.forget_tree(Some(dir));
         self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
         self.digests_cache.borrow_mut().retain(|p, _| !p.starts_with(dir));

@@ -77,7 +77,9 @@ impl Server {
                 .env("DLREPO_LOG_LEVEL", "DEBUG")
                 .env("DLREPO_AUTH_DISABLED", "1")
                 .env("DLREPO_FSYNC", "0")
-                .env("DLREPO_TAG_CLEANUP_PERIOD", "0");
+                .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
+                // The original prints "Running on" through Python's stdout.
+                .env("PYTHONUNBUFFERED", "1");
             for (k, v) in env {
                 cmd.env(k, v);
             }
@@ -115,7 +117,9 @@ impl Server {
                     return false;
                 }
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Our own "Running on" line first: a connect alone could reach
+            // another test's server that took the same port.
+            if self.log().contains("Running on") && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -1,0 +1,118 @@
+//! What the server knows about job locks, so uploads need not look the
+//! `.locked` flag up on disk, and lock requests cannot race them.
+//!
+//! * Jobs seen without `.locked` are remembered: each upload checks the flag
+//!   twice, and on tmpfs a missing name is never kept in the kernel's dentry
+//!   cache, so every lookup went to an io-wq worker. Only a definite "no such
+//!   file" is remembered, and only this server writes `.locked`.
+//! * A lock request first marks its job: from then on uploads into it are
+//!   refused. It then waits for the uploads already past their check (they
+//!   may be creating a format it cannot see yet) before checking formats.
+//! * Every change bumps an epoch, so a disk lookup that overlapped a lock
+//!   request does not remember a stale "unlocked".
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::io;
+
+/// How many unlocked jobs are remembered.
+const UNLOCKED_JOBS: usize = 65536;
+
+#[derive(Default)]
+pub struct JobLocks {
+    unlocked: RefCell<HashSet<PathBuf>>,
+    epoch: Cell<u64>,
+    /// Jobs a lock request is working on.
+    locking: RefCell<HashSet<PathBuf>>,
+    /// Per job, the uploads past their check and still linking.
+    linking: RefCell<HashMap<PathBuf, usize>>,
+}
+
+impl JobLocks {
+    /// Whether the job folder `dir` is locked or being locked.
+    pub async fn is_locked(&self, dir: &Path) -> bool {
+        if self.locking.borrow().contains(dir) {
+            return true;
+        }
+        if self.unlocked.borrow().contains(dir) {
+            return false;
+        }
+        let epoch = self.epoch.get();
+        match io::exists_checked(&dir.join(".locked")).await {
+            Ok(true) => true,
+            Ok(false) => {
+                if self.epoch.get() == epoch {
+                    let mut set = self.unlocked.borrow_mut();
+                    if set.len() >= UNLOCKED_JOBS {
+                        set.clear();
+                    }
+                    set.insert(dir.to_path_buf());
+                }
+                false
+            }
+            // As without the cache: an unreadable flag does not block uploads.
+            Err(_) => false,
+        }
+    }
+
+    /// A lock request starts on `dir`: uploads into it are refused until
+    /// [`JobLocks::end_lock`].
+    pub fn begin_lock(&self, dir: &Path) {
+        self.forget(dir);
+        self.locking.borrow_mut().insert(dir.to_path_buf());
+    }
+
+    /// The lock request on `dir` answered (or found the job already locked).
+    pub fn end_lock(&self, dir: &Path) {
+        self.forget(dir);
+        self.locking.borrow_mut().remove(dir);
+    }
+
+    fn forget(&self, dir: &Path) {
+        self.epoch.set(self.epoch.get() + 1);
+        self.unlocked.borrow_mut().remove(dir);
+    }
+
+    /// Counts an upload into the job `dir` as linking until the guard drops.
+    pub fn linking_into(&self, dir: PathBuf) -> LinkingGuard<'_> {
+        *self.linking.borrow_mut().entry(dir.clone()).or_insert(0) += 1;
+        LinkingGuard { locks: self, dir }
+    }
+
+    /// Waits until no upload is linking into the job `dir`. Lock requests
+    /// are rare, so a short poll is enough.
+    pub async fn linking_drained(&self, dir: &Path) {
+        while self.linking.borrow().contains_key(dir) {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Forgets the jobs at or below `dir` (deleted trees), or all of them.
+    pub fn forget_tree(&self, dir: Option<&Path>) {
+        self.epoch.set(self.epoch.get() + 1);
+        match dir {
+            Some(dir) => self.unlocked.borrow_mut().retain(|p| !p.starts_with(dir)),
+            None => self.unlocked.borrow_mut().clear(),
+        }
+    }
+}
+
+/// See [`JobLocks::linking_into`].
+pub struct LinkingGuard<'a> {
+    locks: &'a JobLocks,
+    dir: PathBuf,
+}
+
+impl Drop for LinkingGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.linking.borrow_mut();
+        if let Some(n) = map.get_mut(&self.dir) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.dir);
+            }
+        }
+    }
+}
