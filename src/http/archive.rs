@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::format::{locate, FormatLoc};
 use super::products::locate_version;
-use super::route::{FormatAddr, Parent};
+use super::route::{FormatAddr, Parent, VersionAddr};
 use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::archive::{self, Member};
@@ -165,16 +165,8 @@ pub async fn format_sha256(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpR
 }
 
 /// `GET …/products/<p>/<v>/<pb>/<ver>.tar`.
-pub async fn version_tar(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    user: &Option<String>,
-    product: &str,
-    variant: &str,
-    pbranch: &str,
-    version: &str,
-) -> HttpResult<Response<Body>> {
-    let loc = locate_version(ctx, &req.access, user, product, variant, pbranch, version).await?;
+pub async fn version_tar(ctx: &Rc<Ctx>, req: &Req, addr: &VersionAddr) -> HttpResult<Response<Body>> {
+    let loc = locate_version(ctx, &req.access, addr).await?;
     // Unlike 0.44 (which pointed at the folder), redirect to the archive.
     if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "tar") {
         return Ok(r);

@@ -8,7 +8,7 @@ use hyper::header::{HeaderValue, CONTENT_DISPOSITION};
 use hyper::{Method, Response};
 use serde_json::{json, Value};
 
-use super::route::{FormatAddr, Parent};
+use super::route::{FormatAddr, Parent, VersionAddr};
 use super::{detached, file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::auth::Access;
 use crate::cleanup::{RunKind, Trigger};
@@ -78,13 +78,17 @@ pub async fn resolve(ctx: &Ctx, access: &Access, addr: &FormatAddr, write: bool)
             pbranch,
             version,
         } => {
-            let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
-            let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
-            let ver = resolve_version(access, &repo, &pbranch_dir, version, write).await?;
-            let dir = pbranch_dir.join(&ver).join(&fname);
+            let addr = VersionAddr {
+                user: user.clone(),
+                product: product.clone(),
+                variant: variant.clone(),
+                pbranch: pbranch.clone(),
+                version: version.clone(),
+            };
+            let v = super::products::resolve_version_in(access, &repo, &addr, write).await?;
             FormatLoc {
-                url: format!("{}/products/{p}/{v}/{pb}/{ver}/{fname}/", repo.url_prefix()),
-                dir,
+                url: format!("{}{fname}/", v.url),
+                dir: v.dir.join(&fname),
                 job: None,
                 name: fname,
             }

@@ -31,7 +31,7 @@ use crate::store::names::{self, Alias};
 use crate::store::{Repo, Store};
 pub use body::Body;
 pub use error::{HttpError, HttpResult};
-use route::{FormatAddr, Route};
+use route::{FormatAddr, Route, VersionAddr};
 pub use static_files::load_cli;
 
 /// Everything a request handler needs, shared by all connections.
@@ -324,7 +324,16 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             variant,
             pbranch,
             version,
-        } => archive::version_tar(ctx, req, &user, &product, &variant, &pbranch, &version).await,
+        } => {
+            let addr = VersionAddr {
+                user,
+                product,
+                variant,
+                pbranch,
+                version,
+            };
+            archive::version_tar(ctx, req, &addr).await
+        }
         Route::Products { user, slash } => {
             let level = products::Level {
                 product: None,
@@ -375,7 +384,16 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             pbranch,
             version,
             ..
-        } => products::version(ctx, req, &user, &product, &variant, &pbranch, &version).await,
+        } => {
+            let addr = VersionAddr {
+                user,
+                product,
+                variant,
+                pbranch,
+                version,
+            };
+            products::version(ctx, req, &addr).await
+        }
         Route::Registry | Route::NotFound => Err(HttpError::not_found()),
     }
 }

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use hyper::Response;
 use serde_json::{json, Value};
 
+use super::route::VersionAddr;
 use super::{name, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 
@@ -109,26 +110,29 @@ impl VersionLoc {
 }
 
 /// Resolves `<p>/<v>/<pb>/<ver>` (the version may be an alias); 404 if missing.
-pub async fn locate_version(
-    ctx: &Ctx,
-    access: &crate::auth::Access,
-    user: &Option<String>,
-    product: &str,
-    variant: &str,
-    pbranch: &str,
-    version: &str,
-) -> HttpResult<VersionLoc> {
-    let repo = user_repo(ctx, user)?;
-    let (p, v, pb) = (name(product)?, name(variant)?, name(pbranch)?);
-    let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
-    let ver = super::format::resolve_version(access, &repo, &pbranch_dir, version, false).await?;
-    let dir = pbranch_dir.join(&ver);
-    if !io::is_dir(&dir).await {
+pub async fn locate_version(ctx: &Ctx, access: &crate::auth::Access, addr: &VersionAddr) -> HttpResult<VersionLoc> {
+    let repo = user_repo(ctx, &addr.user)?;
+    let loc = resolve_version_in(access, &repo, addr, false).await?;
+    if !io::is_dir(&loc.dir).await {
         return Err(HttpError::not_found());
     }
+    Ok(loc)
+}
+
+/// The names, folder and URL of a version of `repo`, without checking that
+/// the folder exists. Writes through a version alias get 405.
+pub async fn resolve_version_in(
+    access: &crate::auth::Access,
+    repo: &Repo,
+    addr: &VersionAddr,
+    write: bool,
+) -> HttpResult<VersionLoc> {
+    let (p, v, pb) = (name(&addr.product)?, name(&addr.variant)?, name(&addr.pbranch)?);
+    let pbranch_dir = repo.products_dir().join(&p).join(&v).join(&pb);
+    let ver = super::format::resolve_version(access, repo, &pbranch_dir, &addr.version, write).await?;
     Ok(VersionLoc {
         url: format!("{}/products/{p}/{v}/{pb}/{ver}/", repo.url_prefix()),
-        dir,
+        dir: pbranch_dir.join(&ver),
         product: p,
         variant: v,
         version: ver,
@@ -136,16 +140,8 @@ pub async fn locate_version(
 }
 
 /// `GET [~u]/products/<p>/<v>/<pb>/<ver>/`.
-pub async fn version(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    user: &Option<String>,
-    product: &str,
-    variant: &str,
-    pbranch: &str,
-    version: &str,
-) -> HttpResult<Response<Body>> {
-    let loc = locate_version(ctx, &req.access, user, product, variant, pbranch, version).await?;
+pub async fn version(ctx: &Rc<Ctx>, req: &Req, addr: &VersionAddr) -> HttpResult<Response<Body>> {
+    let loc = locate_version(ctx, &req.access, addr).await?;
     if req.path != loc.url {
         return Ok(respond::redirect(&loc.url));
     }

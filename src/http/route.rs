@@ -27,6 +27,16 @@ pub struct FormatAddr {
     pub format: String,
 }
 
+/// A product version as a URL names it (the version may be an alias).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionAddr {
+    pub user: Option<String>,
+    pub product: String,
+    pub variant: String,
+    pub pbranch: String,
+    pub version: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Home,
