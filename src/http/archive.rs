@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::format::{locate, FormatLoc};
 use super::products::locate_version;
 use super::route::{FormatAddr, Parent, VersionAddr};
-use super::{name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{job_ref, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::archive::{self, Member};
 use crate::store::meta;
@@ -59,15 +59,7 @@ pub async fn job_tar(
     tag: &str,
     job: &str,
 ) -> HttpResult<Response<Body>> {
-    let repo = user_repo(ctx, user)?;
-    let branch = name(branch)?;
-    let tag = resolve_tag(&req.access, &repo, &branch, tag, false, "GET").await?;
-    let jr = JobRef {
-        repo,
-        branch,
-        tag,
-        job: name(job)?,
-    };
+    let jr = job_ref(&req.access, user_repo(ctx, user)?, branch, tag, job, false).await?;
     let dir = jr.dir();
     // Unlike 0.44 (an empty archive), a missing job is a 404.
     if !io::is_dir(&dir).await {

@@ -9,7 +9,7 @@ use hyper::{Method, Response};
 use serde_json::{json, Value};
 
 use super::route::{FormatAddr, Parent, VersionAddr};
-use super::{detached, file, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, file, job_ref, name, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::auth::Access;
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
@@ -57,14 +57,7 @@ pub async fn resolve(ctx: &Ctx, access: &Access, addr: &FormatAddr, write: bool)
     let fname = name(format)?;
     let loc = match parent {
         Parent::Job { branch, tag, job } => {
-            let branch = name(branch)?;
-            let tag = resolve_tag(access, &repo, &branch, tag, write, "GET").await?;
-            let jr = JobRef {
-                repo: repo.clone(),
-                branch,
-                tag,
-                job: name(job)?,
-            };
+            let jr = job_ref(access, repo.clone(), branch, tag, job, write).await?;
             FormatLoc {
                 dir: jr.dir().join(&fname),
                 url: format!("{}{}/", jr.url(), fname),

@@ -7,10 +7,9 @@ use hyper::{Method, Response};
 use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
-use super::{detached, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, job_ref, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
-use crate::store::repo::JobRef;
 use crate::store::{meta, tree};
 
 pub async fn job(
@@ -22,16 +21,16 @@ pub async fn job(
     job_raw: &str,
     _slash: bool,
 ) -> HttpResult<Response<Body>> {
-    let repo = user_repo(ctx, user)?;
-    let branch = name(branch_raw)?;
     let is_get = *req.method() == Method::GET;
-    let tag = resolve_tag(&req.access, &repo, &branch, tag_raw, !is_get, "GET").await?;
-    let jr = JobRef {
-        repo: repo.clone(),
-        branch,
-        tag,
-        job: name(job_raw)?,
-    };
+    let jr = job_ref(
+        &req.access,
+        user_repo(ctx, user)?,
+        branch_raw,
+        tag_raw,
+        job_raw,
+        !is_get,
+    )
+    .await?;
     match *req.method() {
         Method::GET => {
             let dir = jr.dir();

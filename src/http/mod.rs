@@ -28,6 +28,7 @@ use crate::cleanup::Scheduler;
 use crate::config::Config;
 use crate::io;
 use crate::store::names::{self, Alias};
+use crate::store::repo::JobRef;
 use crate::store::{Repo, Store};
 pub use body::Body;
 pub use error::{HttpError, HttpResult};
@@ -239,6 +240,19 @@ async fn resolve_tag(
         }
         None => name(&tag),
     }
+}
+
+/// The job a `branches/<b>/<t>/<j>` URL names in `repo`: names lowercased,
+/// the tag resolved as [`resolve_tag`] does (writes through an alias: 405).
+async fn job_ref(access: &Access, repo: Repo, branch: &str, tag: &str, job: &str, write: bool) -> HttpResult<JobRef> {
+    let branch = name(branch)?;
+    let tag = resolve_tag(access, &repo, &branch, tag, write, "GET").await?;
+    Ok(JobRef {
+        repo,
+        branch,
+        tag,
+        job: name(job)?,
+    })
 }
 
 async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Response<Body>> {

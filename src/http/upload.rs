@@ -6,11 +6,10 @@ use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
 use super::route::{FormatAddr, Parent};
-use super::{detached, name, resolve_tag, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, job_ref, name, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::store::digest::Digest;
 use crate::store::link::ArtifactRef;
 use crate::store::names;
-use crate::store::repo::JobRef;
 use crate::store::staging::{Hasher, Staging};
 use crate::store::StoreError;
 
@@ -19,15 +18,7 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
     let Parent::Job { branch, tag, job } = parent else {
         return Err(HttpError::bad_request("Uploading products is not supported"));
     };
-    let repo = user_repo(ctx, user)?;
-    let branch = name(branch)?;
-    let tag = resolve_tag(&req.access, &repo, &branch, tag, true, "GET").await?;
-    let jr = JobRef {
-        repo,
-        branch,
-        tag,
-        job: name(job)?,
-    };
+    let jr = job_ref(&req.access, user_repo(ctx, user)?, branch, tag, job, true).await?;
     let format = name(format)?;
     if format == "container" && !req.header("user-agent").unwrap_or("").starts_with("dlrepo-server/") {
         return Err(HttpError::bad_request(
