@@ -53,6 +53,10 @@ pub struct Config {
     pub fsync: bool,
     /// `DLREPO_HEADER_TIMEOUT`: seconds a client has to send its request head.
     pub header_timeout: u64,
+    /// `DLREPO_DIGESTS_FLUSH_DELAY_MS`: how long a format's `.digests` may
+    /// lag behind its uploads (which are journaled meanwhile); 0 rewrites it
+    /// before every answer.
+    pub digests_flush_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +220,7 @@ impl Config {
             cli_path: env.string("DLREPO_CLI_PATH").map(PathBuf::from),
             fsync,
             header_timeout: env.int("DLREPO_HEADER_TIMEOUT", 30)?,
+            digests_flush_delay_ms: env.int("DLREPO_DIGESTS_FLUSH_DELAY_MS", 1000)?,
         })
     }
 
@@ -246,6 +251,7 @@ mod tests {
         assert_eq!(c.chunk_size, 262144);
         assert_eq!(c.orphan_blob_lifetime, 600);
         assert_eq!(c.tag_cleanup_period, 86400);
+        assert_eq!(c.digests_flush_delay_ms, 1000);
         assert_eq!(c.user_quota, 10737418240);
         assert_eq!(c.log_level, LogLevel::Warning);
         assert!(!c.auth_disabled);
@@ -260,6 +266,8 @@ mod tests {
         let e = cfg(&[("DLREPO_USER_QUOTA", "")]).unwrap_err();
         assert!(e.0.starts_with("DLREPO_USER_QUOTA:"), "{e}");
         assert!(cfg(&[("DLREPO_FSYNC", "yes")]).is_err());
+        let e = cfg(&[("DLREPO_DIGESTS_FLUSH_DELAY_MS", "-1")]).unwrap_err();
+        assert!(e.0.starts_with("DLREPO_DIGESTS_FLUSH_DELAY_MS:"), "{e}");
         assert!(cfg(&[("DLREPO_INTERNAL_FORMAT_FILTER", "(")]).is_err());
     }
 

@@ -83,6 +83,16 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         }
     };
     let store = Store::new(cfg.clone());
+    // Before any request: what an unclean stop left in the journal goes
+    // into the `.digests` files first.
+    if let Err(e) = store.open_journal().await {
+        eprintln!(
+            "dlrepo: cannot open the .digests journal under {}: {e}",
+            cfg.root_dir.display()
+        );
+        return 1;
+    }
+    store.spawn_checkpoints();
     let cleanup = Scheduler::new(store.clone());
     let ctx = Rc::new(Ctx {
         auth: auth.clone(),
@@ -109,12 +119,16 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     cleanup.schedule(RunKind::Full, Trigger::Startup);
 
     let inflight = InFlight::new(ctx.store.requests_in_flight.clone());
+    let store = ctx.store.clone();
     server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
     tracing::info!("shutting down: waiting for {} requests", inflight.count());
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while inflight.count() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Leave every `.digests` file complete and no journal behind.
+    store.checkpoint().await;
+    tracing::info!("stopped");
     0
 }
 
@@ -136,9 +150,11 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>, store: Rc<Store
                 while hup.recv().await.is_some() {
                     auth.reload();
                     // Also the way to make the server see changes made to
-                    // the tree behind its back (a hand-made `.locked`...).
+                    // the tree behind its back (a hand-made `.locked`...),
+                    // and to have every `.digests` file written now.
+                    store.checkpoint().await;
                     store.forget_everything();
-                    tracing::info!("SIGHUP: reloaded the ACL files and the auth file, dropped the tree caches");
+                    tracing::info!("SIGHUP: reloaded the ACL files and the auth file, wrote the .digests files, dropped the tree caches");
                 }
             });
         }

@@ -93,6 +93,7 @@ fn same_requests_write_byte_identical_trees() {
     populate(&ours);
     let orig = Server::start_original_on(|_| {}, &[("DLREPO_TAG_CLEANUP_PERIOD", "0")]);
     populate(&orig);
+    ours.flush();
     let a = snapshot(&ours.root);
     let b = snapshot(&orig.root);
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
@@ -181,8 +182,10 @@ fn compare_on(root_from: &Server) {
 
 #[test]
 fn both_serve_a_tree_written_by_us_identically() {
-    let writer = Server::start();
+    let mut writer = Server::start();
     populate(&writer);
+    // A stop writes every `.digests` file back.
+    writer.stop();
     compare_on(&writer);
 }
 

@@ -21,6 +21,7 @@ fn upload_creates_blob_link_digests_and_dirty() {
     let art = s.path("branches/main/t1/job1/fmt/dir/File.txt");
     assert_eq!(std::fs::read(&art).unwrap(), data);
     assert_eq!(nlink(&blob), 2, "artifact is a hard link to its blob");
+    s.flush();
     assert_eq!(file_mode(&blob), 0o644);
     assert_eq!(file_mode(&s.path(".blobs/sha256")), 0o755);
     assert_eq!(
@@ -49,6 +50,7 @@ fn digest_is_stored_verbatim_and_echoed() {
         .body(data)
         .send()
         .expect(201);
+    s.flush();
     let digests = std::fs::read_to_string(s.path("branches/b/t/j/f/.digests")).unwrap();
     assert_eq!(digests, format!("{{\"upper.txt\": \"{upper}\"}}"));
     let r = s.get("/branches/b/t/j/f/upper.txt");
@@ -65,6 +67,7 @@ fn non_ascii_names_are_escaped_like_python() {
     let s = Server::start();
     s.put_file("/branches/b/t/j/f/%C3%9Cn%C3%AF", b"x").expect(201);
     s.put_file("/branches/b/t/j/f/a%20b", b"y").expect(201);
+    s.flush();
     let digests = std::fs::read_to_string(s.path("branches/b/t/j/f/.digests")).unwrap();
     assert_eq!(
         digests,
@@ -188,6 +191,7 @@ fn link_only_put_and_head_with_digest() {
         .expect(201);
     assert_eq!(nlink(&blob), 3);
     assert_eq!(s.get("/branches/b/t2/j/f/linked.bin").body, data);
+    s.flush();
     let digests = std::fs::read_to_string(s.path("branches/b/t2/j/f/.digests")).unwrap();
     assert_eq!(digests, format!("{{\"linked.bin\": \"{d}\"}}"));
 }
@@ -257,6 +261,7 @@ fn overwrite_replaces_atomically_and_same_content_leaves_no_temp() {
     assert_eq!(s.get("/branches/b/t/j/f/a.txt").body, b"two");
     // Same content again: rename between two links of one inode is a no-op.
     s.put_file("/branches/b/t/j/f/a.txt", b"two").expect(201);
+    s.flush();
     let names: Vec<String> = std::fs::read_dir(s.path("branches/b/t/j/f"))
         .unwrap()
         .flatten()
@@ -280,6 +285,7 @@ fn put_onto_a_directory_or_through_a_file_is_a_conflict() {
     r.expect(409);
     assert!(s.path("branches/b/t/j/f/dir/x.txt").exists());
     s.put_file("/branches/b/t/j/f/dir/x.txt/sub", b"z").expect(409);
+    s.flush();
     let digests = std::fs::read_to_string(s.path("branches/b/t/j/f/.digests")).unwrap();
     assert_eq!(digests, format!("{{\"dir/x.txt\": \"{}\"}}", sha256_digest(b"x")));
 }
@@ -320,6 +326,7 @@ fn concurrent_uploads_into_one_format_all_land_in_digests() {
     for h in handles {
         assert_eq!(h.join().unwrap(), 201);
     }
+    s.flush();
     let digests: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.path("branches/b/t/j/f/.digests")).unwrap()).unwrap();
     assert_eq!(digests.as_object().unwrap().len(), 16);

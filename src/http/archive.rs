@@ -128,6 +128,9 @@ pub async fn format_tar(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResu
     }
     let digests = loc.digests(ctx).await;
     let members = members_of(&digests, &loc.dir, "");
+    if let Err(e) = ctx.store.flush_format_at(&loc.dir).await {
+        tracing::warn!("cannot write {}/.digests: {e}", loc.dir.display());
+    }
     let fallback = match meta::mtime(&loc.dir.join(".digests")).await {
         Some(t) => t,
         None => meta::mtime(&loc.dir).await.unwrap_or(0.0),
@@ -165,7 +168,7 @@ pub async fn version_tar(ctx: &Rc<Ctx>, req: &Req, addr: &VersionAddr) -> HttpRe
     }
     let mut members = Vec::new();
     for (f, real) in loc.readable_formats(&req.access).await {
-        let digests = meta::read_digests(&real).await;
+        let digests = ctx.store.digests_via_link(&real).await;
         members.extend(members_of(&digests, &real, &format!("{f}/")));
     }
     let fallback = meta::mtime(&loc.dir.join(".stamp")).await.unwrap_or(0.0);

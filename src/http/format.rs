@@ -35,7 +35,7 @@ impl FormatLoc {
         if self.job.is_some() {
             ctx.store.digests(&self.dir).await
         } else {
-            Rc::new(Digests::from_map(meta::read_digests(&self.dir).await))
+            ctx.store.digests_via_link(&self.dir).await
         }
     }
 }

@@ -5,7 +5,7 @@
 //! fsync: a request only needs *some* fsync of that directory that started
 //! after its own change. Requests that arrive while one is in flight wait for
 //! the next round, which starts as soon as the current one ends and covers
-//! all of them.
+//! all of them. The `.digests` journal shares its fdatasyncs the same way.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,6 +22,8 @@ struct DirState {
     /// Highest round any waiter needs.
     wanted: u64,
     running: bool,
+    /// A regular file (the journal) rather than a directory.
+    file: bool,
     /// Last finished round and its outcome (as an errno, 0 for success).
     done: Option<watch::Sender<(u64, i32)>>,
 }
@@ -39,9 +41,21 @@ impl DirSyncer {
 
     /// Returns once an fsync of `dir` that started after this call has finished.
     pub async fn sync(&self, dir: &Path) -> io::Result<()> {
+        self.sync_path(dir, false).await
+    }
+
+    /// The same for the data of a regular file. A file that no longer
+    /// exists counts as synced: its owner removes it only once its content
+    /// is durable elsewhere.
+    pub async fn sync_file(&self, file: &Path) -> io::Result<()> {
+        self.sync_path(file, true).await
+    }
+
+    async fn sync_path(&self, dir: &Path, file: bool) -> io::Result<()> {
         let (need, mut rx, start) = {
             let mut dirs = self.dirs.borrow_mut();
             let st = dirs.entry(dir.to_path_buf()).or_default();
+            st.file = file;
             let need = st.started + 1;
             st.wanted = st.wanted.max(need);
             let tx = st.done.get_or_insert_with(|| watch::channel((0, 0)).0);
@@ -73,7 +87,7 @@ impl DirSyncer {
 
 async fn run(dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>, dir: PathBuf) {
     loop {
-        let round = {
+        let (round, file) = {
             let mut map = dirs.borrow_mut();
             let Some(st) = map.get_mut(&dir) else { return };
             if st.wanted <= st.started {
@@ -85,9 +99,14 @@ async fn run(dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>, dir: PathBuf) {
                 return;
             }
             st.started += 1;
-            st.started
+            (st.started, st.file)
         };
-        let errno = match fsync_dir(&dir).await {
+        let res = if file {
+            fsync_file(&dir).await
+        } else {
+            fsync_dir(&dir).await
+        };
+        let errno = match res {
             Ok(()) => 0,
             Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
         };
@@ -101,6 +120,17 @@ async fn run(dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>, dir: PathBuf) {
 async fn fsync_dir(dir: &Path) -> io::Result<()> {
     let f = super::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0).await?;
     let res = f.sync_all().await;
+    let closed = f.close().await;
+    res.and(closed)
+}
+
+async fn fsync_file(path: &Path) -> io::Result<()> {
+    let f = match super::open(path, libc::O_RDONLY, 0).await {
+        Ok(f) => f,
+        Err(e) if super::is_missing(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let res = f.sync_data().await;
     let closed = f.close().await;
     res.and(closed)
 }

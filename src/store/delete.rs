@@ -42,7 +42,7 @@ impl Store {
     /// unlinked through the ring a batch at a time, giving the loop back in
     /// between, so a tag with a hundred thousand files never stalls requests.
     pub async fn remove_tree(&self, dir: &Path, count: bool) -> StoreResult<u64> {
-        self.forget_tree(dir);
+        self.drop_tree(dir).await;
         let mut total = 0u64;
         // Post-order: a folder is removed after everything pushed above it.
         let mut stack: Vec<(PathBuf, bool)> = vec![(dir.to_path_buf(), false)];
@@ -90,7 +90,7 @@ impl Store {
         }
         // Readers and uploads may have cached facts about the tree while it
         // was being removed: forget them again now that it is gone.
-        self.forget_tree(dir);
+        self.drop_tree(dir).await;
         Ok(total)
     }
 

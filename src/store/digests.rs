@@ -112,6 +112,15 @@ impl Digests {
     pub fn encode(&mut self) -> Vec<u8> {
         self.encoded().buf.clone()
     }
+
+    /// [`Digests::encode`] for a shared copy: encodes afresh (without
+    /// keeping the result) if no write built the bytes yet.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match &self.encoded {
+            Some(e) => e.buf.clone(),
+            None => Encoded::new(&self.map).buf,
+        }
+    }
 }
 
 impl Deref for Digests {

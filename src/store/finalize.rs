@@ -19,18 +19,16 @@ impl Store {
     pub async fn finalize_format(self: &Rc<Self>, format_dir: &Path) -> StoreResult<()> {
         let _guard = self.format_locks.lock(format_dir.to_path_buf()).await;
         if let Some(cmd) = self.cfg.post_process_cmd.clone() {
-            let digests = self.take_digests(format_dir).await?;
+            let digests = self.digests_checked(format_dir).await?;
             let matches = match &self.cfg.post_process_filter {
                 None => true,
                 Some(re) => digests.keys().any(|k| re.is_match(k)),
             };
             if matches {
-                let ok = self.post_process(format_dir, &cmd, digests).await?;
+                let ok = self.post_process(format_dir, &cmd, &digests).await?;
                 if !ok {
                     return Err(StoreError::Failed("post process failed".into()));
                 }
-            } else {
-                self.write_digests_cached(format_dir, digests);
             }
         }
         io::unlink_opt(&format_dir.join(".dirty")).await?;
@@ -40,7 +38,7 @@ impl Store {
 
     /// Steps 3–5 of publish.md §2. Returns whether the command succeeded; the
     /// index is refreshed either way.
-    async fn post_process(self: &Rc<Self>, dir: &Path, cmd: &str, digests: Digests) -> StoreResult<bool> {
+    async fn post_process(self: &Rc<Self>, dir: &Path, cmd: &str, digests: &Digests) -> StoreResult<bool> {
         let chunk = self.cfg.chunk_size.max(1 << 20);
         // Give the command private copies, so it cannot change shared blobs.
         let mut ctimes: HashMap<String, i128> = HashMap::new();
@@ -125,10 +123,5 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// Puts a taken `.digests` back in the cache unchanged.
-    fn write_digests_cached(&self, dir: &Path, d: Digests) {
-        self.cache_digests(dir, Rc::new(d));
     }
 }

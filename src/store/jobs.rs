@@ -114,6 +114,10 @@ impl Store {
                 return Err(StoreError::Refused("Job has dirty formats".into()));
             }
         }
+        // The job digest hashes the `.digests` files themselves.
+        for f in &formats {
+            self.flush_format_locked(&dir.join(f)).await?;
+        }
         self.apply_metadata(job, &Map::new()).await?;
         let digest = self.job_digest(job, &formats).await?;
         io::write_file_atomic(&dir.join(".digest"), digest.into_bytes(), self.cfg.fsync).await?;

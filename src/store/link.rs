@@ -7,8 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use serde_json::Value;
-
 use super::blobs::HeldBlob;
 use super::digest::Digest;
 use super::repo::JobRef;
@@ -73,7 +71,7 @@ impl Store {
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link.
-        let mut digests = self.take_digests(&format_dir).await?;
+        self.digests_checked(&format_dir).await?;
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         // The usage lock spans the check, the link and the save.
@@ -112,7 +110,7 @@ impl Store {
                 .map_err(|e| path_error(e, &a.path))
         }
         .await;
-        let blob_size = blob.size;
+        let (blob_size, blob_path) = (blob.size, blob.path.clone());
         // Linked (or failed): the GC may look at the blob again.
         drop(blob);
         if let Err(e) = result {
@@ -124,8 +122,8 @@ impl Store {
             return Err(e);
         }
 
-        digests.insert(a.path.clone(), Value::String(digest_header.to_string()));
-        self.write_digests(&format_dir, digests).await?;
+        self.record_digest(&format_dir, &a.path, digest_header, &blob_path)
+            .await?;
         if let Some(user) = &user {
             self.usage.save(user).await?;
         }

@@ -9,8 +9,10 @@ pub mod digests;
 pub mod error;
 pub mod finalize;
 mod hooks;
+mod index;
 pub mod joblock;
 pub mod jobs;
+pub mod journal;
 pub mod link;
 pub mod locks;
 pub mod meta;
@@ -29,14 +31,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::config::Config;
-use crate::io::{self, DirSyncer};
+use crate::io::DirSyncer;
 use digests::Digests;
 
 pub use error::{StoreError, StoreResult};
 pub use repo::Repo;
-
-/// How many formats' `.digests` are kept parsed in memory.
-const DIGESTS_CACHE_FORMATS: usize = 4096;
 
 /// Shared state of the storage layer, owned by the runtime thread.
 pub struct Store {
@@ -45,10 +44,24 @@ pub struct Store {
     /// Blobs inside a request's check → touch → link/rename sequence, and
     /// the one the orphan GC is deciding about.
     pub pins: pins::PinTable,
-    /// Parsed `.digests` of recently used formats. Every write of a
-    /// `.digests` goes through [`Store::write_digests`], which keeps this
-    /// in step; deletes drop the entries below them.
+    /// Parsed `.digests` of recently used formats (see `index.rs`). Every
+    /// change of an index goes through it; deletes drop the entries below
+    /// them.
     digests_cache: RefCell<HashMap<PathBuf, Rc<Digests>>>,
+    /// Formats whose cached index is newer than their `.digests` file: never
+    /// evicted, written back by the next checkpoint.
+    unflushed: RefCell<HashSet<PathBuf>>,
+    /// The `.digests` journal, unless `DLREPO_DIGESTS_FLUSH_DELAY_MS=0`.
+    journal: std::cell::OnceCell<journal::Journal>,
+    /// Wakes the checkpoint task when a format becomes unflushed.
+    flush_wanted: tokio::sync::Notify,
+    /// One checkpoint at a time.
+    checkpointing: locks::KeyLocks<()>,
+    /// The format a checkpoint is writing, for a delete to wait for.
+    flushing: RefCell<Option<PathBuf>>,
+    /// The root with symlinks resolved, to map a format reached through a
+    /// `products/` link back to its cache key.
+    canonical_root: PathBuf,
     /// Format directories whose `.digests`/`.dirty` are being rewritten.
     pub format_locks: locks::KeyLocks<PathBuf>,
     /// Job directories whose metadata, flags or lock are changing.
@@ -81,12 +94,19 @@ pub struct Store {
 
 impl Store {
     pub fn new(cfg: Rc<Config>) -> Rc<Store> {
+        let canonical_root = std::fs::canonicalize(&cfg.root_dir).unwrap_or_else(|_| cfg.root_dir.clone());
         Rc::new(Store {
+            canonical_root,
             root: cfg.root_dir.clone(),
             usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
             cfg,
             pins: pins::PinTable::new(),
             digests_cache: RefCell::new(HashMap::new()),
+            unflushed: RefCell::new(HashSet::new()),
+            journal: std::cell::OnceCell::new(),
+            flush_wanted: tokio::sync::Notify::new(),
+            checkpointing: locks::KeyLocks::new(),
+            flushing: RefCell::new(None),
             format_locks: locks::KeyLocks::new(),
             job_locks: locks::KeyLocks::new(),
             products_locks: locks::KeyLocks::new(),
@@ -139,72 +159,6 @@ impl Store {
     /// Whether a job is locked (or being locked); see [`joblock::JobLocks`].
     pub async fn job_locked(&self, job: &repo::JobRef) -> bool {
         self.lock_flags.is_locked(&job.dir()).await
-    }
-
-    /// Forgets every cached fact about the tree (SIGHUP).
-    pub fn forget_everything(&self) {
-        self.digests_epoch.set(self.digests_epoch.get() + 1);
-        self.lock_flags.forget_tree(None);
-        self.ready_formats.borrow_mut().clear();
-        self.known_dirs.borrow_mut().clear();
-        self.digests_cache.borrow_mut().clear();
-    }
-
-    /// Forgets every cached fact about `dir` and everything below it. Called
-    /// whenever a delete or a finalisation changes that part of the tree.
-    pub fn forget_tree(&self, dir: &Path) {
-        self.digests_epoch.set(self.digests_epoch.get() + 1);
-        self.lock_flags.forget_tree(Some(dir));
-        self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
-        self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
-        self.digests_cache.borrow_mut().retain(|p, _| !p.starts_with(dir));
-    }
-
-    /// The `.digests` of a format, from the cache or from disk.
-    pub async fn digests(&self, format_dir: &Path) -> Rc<Digests> {
-        if let Some(d) = self.digests_cache.borrow().get(format_dir) {
-            return d.clone();
-        }
-        let epoch = self.digests_epoch.get();
-        let d = Rc::new(Digests::from_map(meta::read_digests(format_dir).await));
-        // Read without the format lock: a writer may have replaced the file
-        // (and cached the newer index) meanwhile.
-        if self.digests_epoch.get() == epoch && !self.digests_cache.borrow().contains_key(format_dir) {
-            self.cache_digests(format_dir, d.clone());
-        }
-        d
-    }
-
-    /// The `.digests` of a format for modification: taken out of the cache
-    /// (no copy when nobody else holds it), to be written back with
-    /// [`Store::write_digests`]. The caller holds the format lock.
-    pub async fn take_digests(&self, format_dir: &Path) -> std::io::Result<Digests> {
-        self.digests_epoch.set(self.digests_epoch.get() + 1);
-        let cached = self.digests_cache.borrow_mut().remove(format_dir);
-        Ok(match cached {
-            Some(rc) => Rc::try_unwrap(rc).unwrap_or_else(|rc| (*rc).clone()),
-            None => Digests::from_map(meta::read_digests_checked(format_dir).await?),
-        })
-    }
-
-    pub(crate) fn cache_digests(&self, format_dir: &Path, d: Rc<Digests>) {
-        let mut cache = self.digests_cache.borrow_mut();
-        if cache.len() >= DIGESTS_CACHE_FORMATS && !cache.contains_key(format_dir) {
-            // Crude but bounded: start over rather than track recency.
-            cache.clear();
-        }
-        cache.insert(format_dir.to_path_buf(), d);
-    }
-
-    /// Writes a format's `.digests` (sorted Python JSON, atomically) and
-    /// caches it. The caller holds the format lock.
-    pub async fn write_digests(&self, format_dir: &Path, mut d: Digests) -> std::io::Result<()> {
-        // Drop the entry first: if the write fails, the next reader goes to disk.
-        self.digests_epoch.set(self.digests_epoch.get() + 1);
-        self.digests_cache.borrow_mut().remove(format_dir);
-        io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await?;
-        self.cache_digests(format_dir, Rc::new(d));
-        Ok(())
     }
 
     /// Makes new directory entries durable when `DLREPO_FSYNC=1`.

@@ -17,6 +17,8 @@ pub struct Server {
     pub port: u16,
     child: Option<Child>,
     log: PathBuf,
+    /// This server rather than the original 0.44.
+    ours: bool,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -51,7 +53,7 @@ impl Server {
         std::fs::create_dir_all(&root).expect("root");
         root_fill(&root);
         let py = original_python();
-        Server::launch(tmp, root, env, || {
+        Server::launch(tmp, root, env, false, || {
             let mut c = Command::new(&py);
             c.arg("-m").arg("dlrepo");
             c
@@ -59,10 +61,10 @@ impl Server {
     }
 
     fn start_in(tmp: tempfile::TempDir, root: PathBuf, env: Env) -> Server {
-        Server::launch(tmp, root, env, || Command::new(env!("CARGO_BIN_EXE_dlrepo")))
+        Server::launch(tmp, root, env, true, || Command::new(env!("CARGO_BIN_EXE_dlrepo")))
     }
 
-    fn launch(tmp: tempfile::TempDir, root: PathBuf, env: Env, program: impl Fn() -> Command) -> Server {
+    fn launch(tmp: tempfile::TempDir, root: PathBuf, env: Env, ours: bool, program: impl Fn() -> Command) -> Server {
         let log = tmp.path().join("server.log");
         let mut tmp = Some(tmp);
         for _attempt in 0..5 {
@@ -94,6 +96,7 @@ impl Server {
                 port,
                 child: Some(child),
                 log: log.clone(),
+                ours,
                 _tmp: tmp.take(),
             };
             if s.wait_ready() {
@@ -149,6 +152,33 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// Has the server write every `.digests` file now (SIGHUP; it writes
+    /// them back a little after uploads otherwise), for tests that read the
+    /// tree itself. The original writes them before answering.
+    pub fn flush(&self) {
+        if !self.ours {
+            return;
+        }
+        let done = "wrote the .digests files";
+        let n = self.log().matches(done).count();
+        self.signal(nix::sys::signal::Signal::SIGHUP);
+        assert!(self.wait_log(done, n + 1), "no SIGHUP answer in the log");
+    }
+
+    /// SIGKILL: no chance to write anything back.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts this server binary on a copy of `from`'s root (hard links
+    /// kept), for a restart after [`Server::kill`] or [`Server::stop`].
+    pub fn restart_copy(from: &Server, env: Env) -> Server {
+        Server::start_on(|dst| copy_tree(&from.root, dst), env)
     }
 
     pub fn stop(&mut self) {
@@ -567,4 +597,15 @@ pub fn original_test_suite() -> PathBuf {
         tests
     })
     .clone()
+}
+
+/// `cp -a from/. to`: a copy that keeps hard links between its files.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(st.success(), "cp -a failed");
 }

@@ -1,0 +1,281 @@
+//! The formats' `.digests` as this server sees them: a cache of parsed
+//! indexes that every reader and writer goes through, and the write-behind
+//! that lets an upload be answered before its format's file is rewritten
+//! (the journal in `journal.rs` makes that safe across a crash).
+//!
+//! An index changed by an upload is *unflushed*: its cache entry is the
+//! truth and is never evicted until a checkpoint has written it back.
+//! Whatever reads a `.digests` file itself (locking a job, a format's tar
+//! timestamp, a SIGHUP, a shutdown) flushes first.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::digests::Digests;
+use super::{journal, meta, Store};
+use crate::io;
+
+/// How many formats' indexes are kept parsed in memory (unflushed ones
+/// come on top).
+const DIGESTS_CACHE_FORMATS: usize = 4096;
+
+impl Store {
+    /// Replays what an unclean stop left in the journal and starts a new
+    /// one. Runs before any request is served; without it (or with
+    /// `DLREPO_DIGESTS_FLUSH_DELAY_MS=0`) every upload rewrites `.digests`.
+    pub async fn open_journal(&self) -> std::io::Result<()> {
+        if self.cfg.digests_flush_delay_ms == 0 {
+            return Ok(());
+        }
+        let j = journal::Journal::open(&self.root, self.cfg.fsync, &self.dir_sync).await?;
+        let _ = self.journal.set(j);
+        Ok(())
+    }
+
+    /// The task that writes unflushed indexes back, at most
+    /// `DLREPO_DIGESTS_FLUSH_DELAY_MS` after they changed.
+    pub fn spawn_checkpoints(self: &Rc<Self>) {
+        if self.journal.get().is_none() {
+            return;
+        }
+        let store = self.clone();
+        let delay = Duration::from_millis(self.cfg.digests_flush_delay_ms);
+        tokio_uring::spawn(async move {
+            loop {
+                store.flush_wanted.notified().await;
+                tokio::time::sleep(delay).await;
+                store.checkpoint().await;
+            }
+        });
+    }
+
+    /// Writes every unflushed index back, then drops the journal files that
+    /// only held their changes.
+    pub async fn checkpoint(&self) {
+        let Some(journal) = self.journal.get() else { return };
+        let _one = self.checkpointing.lock(()).await;
+        if journal.is_empty() && self.unflushed.borrow().is_empty() {
+            return;
+        }
+        // Lines appended from here on go to the new file; every line in the
+        // old ones belongs to a format already marked unflushed.
+        if let Err(e) = journal.rotate(&self.dir_sync).await {
+            tracing::error!("digests journal: cannot start a new file: {e}");
+            return;
+        }
+        let dirs: Vec<PathBuf> = self.unflushed.borrow().iter().cloned().collect();
+        let mut ok = true;
+        for dir in dirs {
+            let _format = self.format_locks.lock(dir.clone()).await;
+            *self.flushing.borrow_mut() = Some(dir.clone());
+            let res = self.flush_format_locked(&dir).await;
+            *self.flushing.borrow_mut() = None;
+            if let Err(e) = res {
+                tracing::error!("cannot write {}/.digests: {e}", dir.display());
+                ok = false;
+            }
+        }
+        if ok {
+            journal.remove_old().await;
+        }
+    }
+
+    /// Writes a format's index back if it is unflushed, taking the format
+    /// lock.
+    pub async fn flush_format(&self, dir: &Path) -> std::io::Result<()> {
+        if !self.unflushed.borrow().contains(dir) {
+            return Ok(());
+        }
+        let _format = self.format_locks.lock(dir.to_path_buf()).await;
+        self.flush_format_locked(dir).await
+    }
+
+    /// [`Store::flush_format`] for a caller holding the format lock.
+    pub async fn flush_format_locked(&self, dir: &Path) -> std::io::Result<()> {
+        if !self.unflushed.borrow().contains(dir) {
+            return Ok(());
+        }
+        let Some(bytes) = self.digests_cache.borrow().get(dir).map(|d| d.to_bytes()) else {
+            self.unflushed.borrow_mut().remove(dir);
+            return Ok(());
+        };
+        match io::write_file_atomic(&dir.join(".digests"), bytes, self.cfg.fsync).await {
+            Ok(()) => {}
+            // Removed behind our back: nothing left to index.
+            Err(e) if io::is_missing(&e) && !io::is_dir(dir).await => {}
+            Err(e) => return Err(e),
+        }
+        if self.cfg.fsync {
+            self.dir_sync.sync(dir).await?;
+        }
+        self.unflushed.borrow_mut().remove(dir);
+        Ok(())
+    }
+
+    /// Forgets every cached fact about the tree (SIGHUP), except indexes
+    /// not yet written back (the caller checkpoints first).
+    pub fn forget_everything(&self) {
+        self.bump_digests_epoch();
+        self.lock_flags.forget_tree(None);
+        self.ready_formats.borrow_mut().clear();
+        self.known_dirs.borrow_mut().clear();
+        let unflushed = self.unflushed.borrow();
+        self.digests_cache.borrow_mut().retain(|p, _| unflushed.contains(p));
+    }
+
+    /// Forgets every cached fact about `dir` and everything below it, when
+    /// a finalisation or a failed link changed that part of the tree.
+    /// Unflushed indexes are kept: they are still the truth.
+    pub fn forget_tree(&self, dir: &Path) {
+        self.bump_digests_epoch();
+        self.lock_flags.forget_tree(Some(dir));
+        self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
+        self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
+        let unflushed = self.unflushed.borrow();
+        self.digests_cache
+            .borrow_mut()
+            .retain(|p, _| !p.starts_with(dir) || unflushed.contains(p));
+    }
+
+    /// [`Store::forget_tree`] for a tree being deleted: its unflushed
+    /// indexes go too. Returns once no checkpoint is writing below `dir`.
+    pub async fn drop_tree(&self, dir: &Path) {
+        self.unflushed.borrow_mut().retain(|p| !p.starts_with(dir));
+        self.forget_tree(dir);
+        let busy = self.flushing.borrow().clone().filter(|p| p.starts_with(dir));
+        if let Some(p) = busy {
+            // The checkpoint holds the format lock while it writes.
+            drop(self.format_locks.lock(p).await);
+        }
+    }
+
+    fn bump_digests_epoch(&self) {
+        self.digests_epoch.set(self.digests_epoch.get() + 1);
+    }
+
+    /// The index of a format, from the cache or from disk.
+    pub async fn digests(&self, format_dir: &Path) -> Rc<Digests> {
+        if let Some(d) = self.digests_cache.borrow().get(format_dir) {
+            return d.clone();
+        }
+        let epoch = self.digests_epoch.get();
+        let d = Rc::new(Digests::from_map(meta::read_digests(format_dir).await));
+        // Read without the format lock: a writer may have replaced the file
+        // (and cached the newer index) meanwhile.
+        if self.digests_epoch.get() == epoch && !self.digests_cache.borrow().contains_key(format_dir) {
+            self.cache_digests(format_dir, d.clone());
+        }
+        d
+    }
+
+    /// The index of a format reached through a `products/` link, whose path
+    /// is not the cache key.
+    pub async fn digests_via_link(&self, format_dir: &Path) -> Rc<Digests> {
+        match self.unflushed_key(format_dir) {
+            Some(key) => self.digests(&key).await,
+            None => Rc::new(Digests::from_map(meta::read_digests(format_dir).await)),
+        }
+    }
+
+    /// Makes sure the `.digests` file of a format, reached by any path, is
+    /// up to date (for what reads the file itself, like its mtime).
+    pub async fn flush_format_at(&self, format_dir: &Path) -> std::io::Result<()> {
+        match self.unflushed_key(format_dir) {
+            Some(key) => self.flush_format(&key).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The cache key of an unflushed format, whatever path reaches it.
+    fn unflushed_key(&self, format_dir: &Path) -> Option<PathBuf> {
+        if self.unflushed.borrow().is_empty() {
+            return None;
+        }
+        if self.unflushed.borrow().contains(format_dir) {
+            return Some(format_dir.to_path_buf());
+        }
+        let real = io::canonicalize(format_dir).ok()?;
+        let key = self.root.join(real.strip_prefix(&self.canonical_root).ok()?);
+        self.unflushed.borrow().contains(&key).then_some(key)
+    }
+
+    /// The index of a format for a writer holding the format lock: a file
+    /// that cannot be read is an error here, not an empty index.
+    pub async fn digests_checked(&self, format_dir: &Path) -> std::io::Result<Rc<Digests>> {
+        if let Some(d) = self.digests_cache.borrow().get(format_dir) {
+            return Ok(d.clone());
+        }
+        let d = Rc::new(Digests::from_map(meta::read_digests_checked(format_dir).await?));
+        // The format lock keeps writers out; a reader may have cached the
+        // same content meanwhile.
+        self.cache_digests(format_dir, d.clone());
+        Ok(d)
+    }
+
+    pub(crate) fn cache_digests(&self, format_dir: &Path, d: Rc<Digests>) {
+        let mut cache = self.digests_cache.borrow_mut();
+        if cache.len() >= DIGESTS_CACHE_FORMATS && !cache.contains_key(format_dir) {
+            // Crude but bounded: start over rather than track recency.
+            let unflushed = self.unflushed.borrow();
+            cache.retain(|p, _| unflushed.contains(p));
+        }
+        cache.insert(format_dir.to_path_buf(), d);
+    }
+
+    /// Records one artifact's digest (verbatim) in its format's index, for
+    /// a caller holding the format lock that has just linked it. Journaled
+    /// and visible at once; the file follows at the next checkpoint.
+    pub async fn record_digest(&self, format_dir: &Path, path: &str, digest: &str, blob: &Path) -> std::io::Result<()> {
+        let current = self.digests_checked(format_dir).await?;
+        self.bump_digests_epoch();
+        // No copy unless a reader still holds this version.
+        self.digests_cache.borrow_mut().remove(format_dir);
+        let mut d = Rc::try_unwrap(current).unwrap_or_else(|rc| (*rc).clone());
+        d.insert(path.to_string(), Value::String(digest.to_string()));
+        let Some(journal) = self.journal.get() else {
+            io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await?;
+            self.cache_digests(format_dir, Rc::new(d));
+            return Ok(());
+        };
+        self.cache_digests(format_dir, Rc::new(d));
+        self.unflushed.borrow_mut().insert(format_dir.to_path_buf());
+        self.flush_wanted.notify_one();
+        let line = journal::line(
+            format_dir.strip_prefix(&self.root).unwrap_or(format_dir),
+            path,
+            digest,
+            blob.strip_prefix(&self.root).unwrap_or(blob),
+        );
+        if let Err(e) = journal.append(line, &self.dir_sync).await {
+            tracing::warn!("digests journal: {e}; writing {}/.digests now", format_dir.display());
+            self.flush_format_locked(format_dir).await?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a format's whole index and writes it at once (the
+    /// post-process re-index). The caller holds the format lock.
+    pub async fn write_digests(&self, format_dir: &Path, mut d: Digests) -> std::io::Result<()> {
+        self.bump_digests_epoch();
+        let res = io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await;
+        match (&res, self.journal.get()) {
+            (Ok(()), _) => {
+                self.unflushed.borrow_mut().remove(format_dir);
+                self.cache_digests(format_dir, Rc::new(d));
+            }
+            (Err(_), Some(_)) => {
+                // The new index is the truth now; a checkpoint retries.
+                self.cache_digests(format_dir, Rc::new(d));
+                self.unflushed.borrow_mut().insert(format_dir.to_path_buf());
+                self.flush_wanted.notify_one();
+            }
+            (Err(_), None) => {
+                self.digests_cache.borrow_mut().remove(format_dir);
+            }
+        }
+        res
+    }
+}

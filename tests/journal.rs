@@ -1,0 +1,190 @@
+//! The `.digests` write-behind: uploads are answered before their format's
+//! `.digests` file is rewritten, journaled meanwhile, and nothing is lost
+//! across a kill, a stop, a lock or a delete.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// Long enough that no checkpoint runs during a test on its own.
+const NEVER: (&str, &str) = ("DLREPO_DIGESTS_FLUSH_DELAY_MS", "600000");
+
+fn on_disk(s: &Server, format: &str) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(s.path(&format!("{format}/.digests"))).ok()?;
+    Some(serde_json::from_slice(&bytes).expect(".digests is JSON"))
+}
+
+fn files(s: &Server, url: &str) -> serde_json::Value {
+    s.get(url).json()["artifact_format"]["files"].clone()
+}
+
+fn journal_lines(s: &Server) -> usize {
+    std::fs::read_dir(s.path(".dlrepo-rs"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("digests-journal."))
+                .map(|e| std::fs::read(e.path()).unwrap_or_default())
+                .map(|b| b.iter().filter(|c| **c == b'\n').count())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn uploads_are_visible_at_once_and_written_back_later() {
+    let s = Server::start();
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    // Served from memory straight away.
+    assert_eq!(files(&s, "/branches/b/t/j/f/"), json!(["a.txt"]));
+    let r = s.req("HEAD", "/branches/b/t/j/f/a.txt").send();
+    assert_eq!(r.header("digest"), Some(sha256_digest(b"a").as_str()));
+    // And on disk within the default delay, without being asked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while on_disk(&s, "branches/b/t/j/f").is_none() {
+        assert!(std::time::Instant::now() < deadline, ".digests never written");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        on_disk(&s, "branches/b/t/j/f").unwrap(),
+        json!({"a.txt": sha256_digest(b"a")})
+    );
+}
+
+#[test]
+fn a_delay_of_zero_writes_digests_before_answering() {
+    let s = Server::start_with(&[("DLREPO_DIGESTS_FLUSH_DELAY_MS", "0")]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    assert_eq!(
+        on_disk(&s, "branches/b/t/j/f").unwrap(),
+        json!({"a.txt": sha256_digest(b"a")})
+    );
+    assert_eq!(journal_lines(&s), 0);
+}
+
+#[test]
+fn a_stop_writes_everything_back() {
+    let mut s = Server::start_with(&[NEVER]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    s.put_file("/branches/b/t/j/g/b.txt", b"b").expect(201);
+    assert!(on_disk(&s, "branches/b/t/j/f").is_none());
+    assert_eq!(journal_lines(&s), 2);
+    s.stop();
+    assert_eq!(
+        on_disk(&s, "branches/b/t/j/f").unwrap(),
+        json!({"a.txt": sha256_digest(b"a")})
+    );
+    assert_eq!(
+        on_disk(&s, "branches/b/t/j/g").unwrap(),
+        json!({"b.txt": sha256_digest(b"b")})
+    );
+    assert_eq!(journal_lines(&s), 0);
+}
+
+#[test]
+fn a_kill_loses_nothing_and_stale_lines_are_not_replayed() {
+    let mut s = Server::start_with(&[NEVER]);
+    for (name, data) in [("a.txt", "a"), ("b.txt", "b"), ("c.txt", "c"), ("gone.txt", "g")] {
+        s.put_file(&format!("/branches/b/t/j/f/{name}"), data.as_bytes())
+            .expect(201);
+    }
+    // An overwrite: the later line wins.
+    s.put_file("/branches/b/t/j/f/a.txt", b"A").expect(201);
+    s.req("PUT", "/branches/b/t2/j/f/linked.txt")
+        .header("Digest", &sha256_digest(b"b"))
+        .header("X-Dlrepo-Link", &sha256_digest(b"b"))
+        .send()
+        .expect(201);
+    assert!(on_disk(&s, "branches/b/t/j/f").is_none());
+    s.kill();
+    // Changes made while the server was down: a file removed, one replaced
+    // by hand (no longer the blob its line names), garbage in the journal.
+    std::fs::remove_file(s.path("branches/b/t/j/f/gone.txt")).unwrap();
+    let c = s.path("branches/b/t/j/f/c.txt");
+    std::fs::remove_file(&c).unwrap();
+    std::fs::write(&c, "hand-made").unwrap();
+    let journal = std::fs::read_dir(s.path(".dlrepo-rs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("digests-journal."))
+        .expect("a journal file");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(
+        b"\0\0not json\n[\"../../etc\", \"x\", \"sha256:00\", \".blobs/x\"]\n[\"branches/b/t/j/f\", \"a.txt\"",
+    );
+    std::fs::write(&journal, bytes).unwrap();
+
+    let s2 = Server::restart_copy(&s, &[NEVER]);
+    assert!(s2.wait_log("journal replay: restored 3", 1), "replay not logged");
+    assert_eq!(
+        on_disk(&s2, "branches/b/t/j/f").unwrap(),
+        json!({"a.txt": sha256_digest(b"A"), "b.txt": sha256_digest(b"b")})
+    );
+    assert_eq!(
+        on_disk(&s2, "branches/b/t2/j/f").unwrap(),
+        json!({"linked.txt": sha256_digest(b"b")})
+    );
+    assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["a.txt", "b.txt"]));
+    assert_eq!(journal_lines(&s2), 0);
+}
+
+#[test]
+fn locking_hashes_the_written_back_digests() {
+    let s = Server::start_with(&[NEVER]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
+    s.req("PUT", "/branches/b/t/j/")
+        .json(r#"{"job": {"locked": true}}"#)
+        .send()
+        .expect(200);
+    let digests = std::fs::read(s.path("branches/b/t/j/f/.digests")).expect("written by the lock");
+    assert_eq!(
+        digests,
+        format!("{{\"a.txt\": \"{}\"}}", sha256_digest(b"a")).into_bytes()
+    );
+    let h = |p: &str| sha256_hex(&std::fs::read(s.path(p)).unwrap());
+    let map = format!(
+        r#"{{".metadata": "sha256:{}", "f": "sha256:{}"}}"#,
+        h("branches/b/t/j/.metadata"),
+        h("branches/b/t/j/f/.digests")
+    );
+    let digest = std::fs::read_to_string(s.path("branches/b/t/j/.digest")).unwrap();
+    assert_eq!(digest, sha256_hex(map.as_bytes()));
+}
+
+#[test]
+fn products_and_archives_see_what_is_not_written_back() {
+    let s = Server::start_with(&[NEVER]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    s.req("PATCH", "/branches/b/t/j/")
+        .json(r#"{"job": {"product": "p", "product_variant": "v", "product_branch": "pb", "version": "1"}}"#)
+        .send()
+        .expect(200);
+    s.put_file("/branches/b/t/j/f/b.txt", b"b").expect(201);
+    assert!(on_disk(&s, "branches/b/t/j/f").is_none());
+    assert_eq!(files(&s, "/products/p/v/pb/1/f/"), json!(["a.txt", "b.txt"]));
+    let r = s.get("/products/p/v/pb/1/f/b.txt");
+    assert_eq!(r.header("digest"), Some(sha256_digest(b"b").as_str()));
+    s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
+    let tar = s.get("/products/p/v/pb/1.tar");
+    tar.expect(200);
+    let names = String::from_utf8_lossy(&tar.body).into_owned();
+    assert!(names.contains("f/a.txt") && names.contains("f/b.txt"), "tar members");
+}
+
+#[test]
+fn a_deleted_format_stays_deleted_after_a_kill() {
+    let mut s = Server::start_with(&[NEVER]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    s.delete("/branches/b/t/j/f/").expect(200);
+    s.put_file("/branches/b/t/j/f/b.txt", b"b").expect(201);
+    assert_eq!(files(&s, "/branches/b/t/j/f/"), json!(["b.txt"]));
+    s.kill();
+    let s2 = Server::restart_copy(&s, &[NEVER]);
+    assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["b.txt"]));
+    assert_eq!(
+        on_disk(&s2, "branches/b/t/j/f").unwrap(),
+        json!({"b.txt": sha256_digest(b"b")})
+    );
+}
