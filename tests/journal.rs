@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::io::Write;
 
 /// Long enough that no checkpoint runs during a test on its own.
 const NEVER: (&str, &str) = ("DLREPO_DIGESTS_FLUSH_DELAY_MS", "600000");
@@ -187,4 +188,29 @@ fn a_deleted_format_stays_deleted_after_a_kill() {
         on_disk(&s2, "branches/b/t/j/f").unwrap(),
         json!({"b.txt": sha256_digest(b"b")})
     );
+}
+
+#[test]
+fn a_kill_during_post_process_loses_nothing() {
+    // The command replaces shared files by private copies, which a journal
+    // line can no longer vouch for: the index must be on disk before it runs.
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("started");
+    let script = dir.path().join("post-process");
+    std::fs::write(&script, format!("#!/bin/sh\ntouch '{}'\nsleep 60\n", mark.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cmd = script.to_string_lossy().into_owned();
+    let mut s = Server::start_with(&[NEVER, ("DLREPO_POST_PROCESS_CMD", &cmd)]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
+    let mut conn = s.connect();
+    conn.write_all(b"PATCH /branches/b/t/j/f/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !mark.exists() {
+        assert!(std::time::Instant::now() < deadline, "post-process never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.kill();
+    let s2 = Server::restart_copy(&s, &[NEVER]);
+    assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["a.txt"]));
 }

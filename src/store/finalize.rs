@@ -18,6 +18,9 @@ impl Store {
     /// dirty and answers `post process failed`.
     pub async fn finalize_format(self: &Rc<Self>, format_dir: &Path) -> StoreResult<()> {
         let _guard = self.format_locks.lock(format_dir.to_path_buf()).await;
+        // The command sees the index, and it replaces shared files by
+        // copies, which the journal could no longer vouch for.
+        self.flush_format_locked(format_dir).await?;
         if let Some(cmd) = self.cfg.post_process_cmd.clone() {
             let digests = self.digests_checked(format_dir).await?;
             let matches = match &self.cfg.post_process_filter {

@@ -70,10 +70,7 @@ impl Store {
         let mut ok = true;
         for dir in dirs {
             let _format = self.format_locks.lock(dir.clone()).await;
-            *self.flushing.borrow_mut() = Some(dir.clone());
-            let res = self.flush_format_locked(&dir).await;
-            *self.flushing.borrow_mut() = None;
-            if let Err(e) = res {
+            if let Err(e) = self.flush_format_locked(&dir).await {
                 tracing::error!("cannot write {}/.digests: {e}", dir.display());
                 ok = false;
             }
@@ -102,10 +99,14 @@ impl Store {
             self.unflushed.borrow_mut().remove(dir);
             return Ok(());
         };
+        let _writing = Writing::new(self, dir);
         match io::write_file_atomic(&dir.join(".digests"), bytes, self.cfg.fsync).await {
             Ok(()) => {}
-            // Removed behind our back: nothing left to index.
-            Err(e) if io::is_missing(&e) && !io::is_dir(dir).await => {}
+            Err(e) if io::is_missing(&e) && !io::is_dir(dir).await => {
+                // Deleted meanwhile: nothing left to index.
+                self.unflushed.borrow_mut().remove(dir);
+                return Ok(());
+            }
             Err(e) => return Err(e),
         }
         if self.cfg.fsync {
@@ -145,10 +146,10 @@ impl Store {
     pub async fn drop_tree(&self, dir: &Path) {
         self.unflushed.borrow_mut().retain(|p| !p.starts_with(dir));
         self.forget_tree(dir);
-        let busy = self.flushing.borrow().clone().filter(|p| p.starts_with(dir));
-        if let Some(p) = busy {
-            // The checkpoint holds the format lock while it writes.
-            drop(self.format_locks.lock(p).await);
+        // Not by taking the format lock: the caller may hold locks that
+        // an upload waiting for that format lock would need next.
+        while self.flushing.borrow().iter().any(|p| p.starts_with(dir)) {
+            self.flushed.notified().await;
         }
     }
 
@@ -260,7 +261,11 @@ impl Store {
     /// post-process re-index). The caller holds the format lock.
     pub async fn write_digests(&self, format_dir: &Path, mut d: Digests) -> std::io::Result<()> {
         self.bump_digests_epoch();
-        let res = io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await;
+        let mut res = io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await;
+        if res.is_ok() && self.cfg.fsync {
+            // Durable before the journal lines it replaces can go.
+            res = self.dir_sync.sync(format_dir).await;
+        }
         match (&res, self.journal.get()) {
             (Ok(()), _) => {
                 self.unflushed.borrow_mut().remove(format_dir);
@@ -277,5 +282,29 @@ impl Store {
             }
         }
         res
+    }
+}
+
+/// Marks a format whose `.digests` is being written back, so that a delete
+/// below it waits until the temporary file is gone.
+struct Writing<'a> {
+    store: &'a Store,
+    dir: PathBuf,
+}
+
+impl<'a> Writing<'a> {
+    fn new(store: &'a Store, dir: &Path) -> Self {
+        store.flushing.borrow_mut().insert(dir.to_path_buf());
+        Writing {
+            store,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.store.flushing.borrow_mut().remove(&self.dir);
+        self.store.flushed.notify_waiters();
     }
 }

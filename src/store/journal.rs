@@ -52,14 +52,20 @@ impl Journal {
     /// Replays what earlier runs left, then starts a new generation.
     pub async fn open(root: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<Journal> {
         let dir = root.join(".dlrepo-rs");
-        io::mkdir_all(&dir).await?;
-        let (left, next) = replay(root, &dir, durable, syncer).await?;
+        for created in io::mkdir_all(&dir).await? {
+            if let (true, Some(parent)) = (durable, created.parent()) {
+                syncer.sync(parent).await?;
+            }
+        }
+        // Files a replay could not apply stay for the next start; this run
+        // numbers its own after them and never removes them.
+        let next = replay(root, &dir, durable, syncer).await?;
         let gen = new_gen(&dir, next, durable, syncer).await?;
         Ok(Journal {
             dir,
             durable,
             cur: RefCell::new(gen),
-            old: RefCell::new(left),
+            old: RefCell::new(Vec::new()),
         })
     }
 
@@ -151,13 +157,14 @@ struct Entry {
     blob: String,
 }
 
-/// The lines of a journal file. A line torn by a crash, or the zeros of a
-/// write that never happened before a later one did, is skipped.
+/// The lines of a journal file. A line torn by a crash or a failed write is
+/// skipped: the rest of its reserved range is zeros, so the line written
+/// after it starts after the last zero byte.
 fn parse(bytes: &[u8]) -> Vec<Entry> {
     bytes
         .split(|b| *b == b'\n')
         .filter_map(|l| {
-            let start = l.iter().position(|b| *b != 0)?;
+            let start = l.iter().rposition(|b| *b == 0).map_or(0, |i| i + 1);
             let v: Vec<String> = serde_json::from_slice(&l[start..]).ok()?;
             let [format, path, digest, blob]: [String; 4] = v.try_into().ok()?;
             Some(Entry {
@@ -183,10 +190,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Applies the journal files found in `dir` to the `.digests` they concern.
-/// Returns the generations to keep (all of them if a format could not be
-/// written, so the next start tries again) and the next generation number.
-async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<(Vec<u64>, u64)> {
+/// Applies the journal files found in `dir` to the `.digests` they concern
+/// and removes them, unless a format could not be written (then they stay
+/// for the next start). Returns the next generation number.
+async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<u64> {
     let mut gens: Vec<u64> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix(PREFIX)?.parse().ok())
         .collect();
@@ -253,12 +260,12 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
         tracing::warn!("journal replay: restored {restored} .digests entries written before an unclean stop");
     }
     if failed {
-        return Ok((gens, next));
+        return Ok(next);
     }
     for n in gens {
         io::unlink_opt(&dir.join(format!("{PREFIX}{n}"))).await?;
     }
-    Ok((Vec::new(), next))
+    Ok(next)
 }
 
 #[cfg(test)]
@@ -290,6 +297,8 @@ mod tests {
         let a = line(Path::new("f"), "a", "d", Path::new("b"));
         let b = line(Path::new("f"), "b", "d", Path::new("b"));
         let mut bytes = a.clone();
+        // A write that stopped half-way, then the next line.
+        bytes.extend_from_slice(&a[..5]);
         bytes.extend_from_slice(&[0u8; 7]);
         bytes.extend_from_slice(&b);
         bytes.extend_from_slice(&a[..a.len() / 2]);

@@ -57,8 +57,10 @@ pub struct Store {
     flush_wanted: tokio::sync::Notify,
     /// One checkpoint at a time.
     checkpointing: locks::KeyLocks<()>,
-    /// The format a checkpoint is writing, for a delete to wait for.
-    flushing: RefCell<Option<PathBuf>>,
+    /// Formats whose `.digests` is being written back, for a delete to
+    /// wait for; `flushed` wakes it.
+    flushing: RefCell<HashSet<PathBuf>>,
+    flushed: tokio::sync::Notify,
     /// The root with symlinks resolved, to map a format reached through a
     /// `products/` link back to its cache key.
     canonical_root: PathBuf,
@@ -106,7 +108,8 @@ impl Store {
             journal: std::cell::OnceCell::new(),
             flush_wanted: tokio::sync::Notify::new(),
             checkpointing: locks::KeyLocks::new(),
-            flushing: RefCell::new(None),
+            flushing: RefCell::new(HashSet::new()),
+            flushed: tokio::sync::Notify::new(),
             format_locks: locks::KeyLocks::new(),
             job_locks: locks::KeyLocks::new(),
             products_locks: locks::KeyLocks::new(),
