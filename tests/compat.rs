@@ -159,15 +159,7 @@ fn answer(s: &Server, method: &str, path: &str) -> String {
 }
 
 fn compare_on(root_from: &Server) {
-    let copy = |dst: &Path| {
-        let st = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", root_from.root.display()))
-            .arg(dst)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
+    let copy = |dst: &Path| copy_tree(&root_from.root, dst);
     let ours = Server::start_on(copy, &[]);
     let orig = Server::start_original_on(copy, &[("DLREPO_TAG_CLEANUP_PERIOD", "0")]);
     let mut diffs = Vec::new();
