@@ -1,12 +1,15 @@
-//! A format's `.digests` index, kept both parsed (for lookups and listings)
-//! and encoded (for rewrites).
+//! A format's `.digests` index, kept parsed (for lookups and listings) and,
+//! when the file is rewritten for every upload, also encoded.
 //!
-//! Every upload rewrites the whole file, as the original does, so a format
-//! with n files costs O(n) per upload. Re-encoding and re-sorting n entries
-//! each time dominated small uploads into big formats. Here the file's bytes
+//! With `DLREPO_DIGESTS_FLUSH_DELAY_MS=0` every upload rewrites the whole
+//! file, as the original does, so a format with n files costs O(n) per
+//! upload. Re-encoding and re-sorting n entries each time dominated small
+//! uploads into big formats. So once a rewrite has needed the bytes, they
 //! are kept, with the byte range of every entry in key order: an upload
 //! splices one entry in (a binary search and one move of the bytes after
-//! it) and the rewrite writes the buffer as it is.
+//! it) and the rewrite writes the buffer as it is. With the journal (the
+//! default) a format is encoded once per checkpoint instead, and keeping
+//! the bytes would only double the memory and the work per upload.
 
 use std::ops::{Deref, Range};
 
@@ -18,7 +21,7 @@ use super::pyjson;
 pub struct Digests {
     /// File order, as read (or as inserted).
     map: Map<String, Value>,
-    /// Built on the first write, so read-only copies never pay for it.
+    /// Built by the first [`Digests::encode`], then kept in step.
     encoded: Option<Encoded>,
 }
 
@@ -103,18 +106,20 @@ impl Digests {
 
     /// Adds or replaces one entry (an existing key keeps its position).
     pub fn insert(&mut self, key: String, value: Value) {
-        let text = entry(&key, &value);
-        self.encoded().set(&key, text.as_bytes());
+        if let Some(e) = &mut self.encoded {
+            e.set(&key, entry(&key, &value).as_bytes());
+        }
         self.map.insert(key, value);
     }
 
-    /// The bytes of `json.dumps(digests, sort_keys=True)`.
+    /// The bytes of `json.dumps(digests, sort_keys=True)`, kept from now on
+    /// for the next rewrite.
     pub fn encode(&mut self) -> Vec<u8> {
         self.encoded().buf.clone()
     }
 
-    /// [`Digests::encode`] for a shared copy: encodes afresh (without
-    /// keeping the result) if no write built the bytes yet.
+    /// The same bytes without keeping them (a checkpoint's write-back, or a
+    /// shared copy): encoded afresh unless they are kept already.
     pub fn to_bytes(&self) -> Vec<u8> {
         match &self.encoded {
             Some(e) => e.buf.clone(),
@@ -200,6 +205,8 @@ mod tests {
     #[test]
     fn many_pseudo_random_inserts_match_a_full_encoding() {
         let mut d = Digests::from_map(map(&[("seed", "0")]));
+        // Kept bytes from here on: every insert splices.
+        d.encode();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for i in 0..2000 {
             x ^= x << 13;
@@ -210,5 +217,16 @@ mod tests {
             d.insert(key, Value::String(value));
         }
         assert_eq!(d.encode(), expected(&d));
+    }
+
+    #[test]
+    fn without_kept_bytes_inserts_only_change_the_map() {
+        let mut d = Digests::from_map(map(&[("m", "1")]));
+        d.insert("a".into(), Value::String("2".into()));
+        assert!(d.encoded.is_none());
+        assert_eq!(d.to_bytes(), expected(&d));
+        assert!(d.encoded.is_none(), "to_bytes keeps nothing");
+        d.insert("z".into(), Value::String("3".into()));
+        assert_eq!(d.to_bytes(), br#"{"a": "2", "m": "1", "z": "3"}"#);
     }
 }

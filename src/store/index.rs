@@ -259,9 +259,9 @@ impl Store {
 
     /// Replaces a format's whole index and writes it at once (the
     /// post-process re-index). The caller holds the format lock.
-    pub async fn write_digests(&self, format_dir: &Path, mut d: Digests) -> std::io::Result<()> {
+    pub async fn write_digests(&self, format_dir: &Path, d: Digests) -> std::io::Result<()> {
         self.bump_digests_epoch();
-        let mut res = io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await;
+        let mut res = io::write_file_atomic(&format_dir.join(".digests"), d.to_bytes(), self.cfg.fsync).await;
         if res.is_ok() && self.cfg.fsync {
             // Durable before the journal lines it replaces can go.
             res = self.dir_sync.sync(format_dir).await;
