@@ -459,6 +459,19 @@ pub fn touch(path: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
+/// [`touch`] and a mode change for an open file, without a path lookup.
+pub fn fchmod_touch(file: &File, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(mode)).map_err(io::Error::from)?;
+    nix::sys::stat::futimens(
+        fd,
+        &nix::sys::time::TimeSpec::UTIME_NOW,
+        &nix::sys::time::TimeSpec::UTIME_NOW,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Sets the mode bits of a path. Like `touch`, the ring has no chmod.
 pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

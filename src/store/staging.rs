@@ -228,6 +228,26 @@ impl Staging {
         Ok(())
     }
 
+    /// [`Staging::flush_pending`] awaited in place, with nothing in flight.
+    async fn write_pending_now(&mut self) -> std::io::Result<()> {
+        self.freeze_tail();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let bufs = std::mem::take(&mut self.pending);
+        let len = std::mem::take(&mut self.pending_len);
+        let file = self
+            .file
+            .clone()
+            .ok_or_else(|| std::io::Error::other("staging file closed"))?;
+        let (res, _) = file.writev_at_all(bufs, Some(self.written)).await;
+        if res? != len {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"));
+        }
+        self.written += len as u64;
+        Ok(())
+    }
+
     async fn wait_oldest(&mut self) -> std::io::Result<()> {
         if let Some((task, len)) = self.inflight.pop_front() {
             let n = task
@@ -241,13 +261,23 @@ impl Staging {
     }
 
     /// Flushes everything, optionally fdatasyncs, closes the file and
-    /// returns the hex digest of the data.
+    /// returns the hex digest of the data. The file gets the blob's mode
+    /// and a fresh mtime first: whatever happens next, a blob is never 0600,
+    /// and its lease against the GC starts at finalisation, not at the
+    /// first write.
     pub async fn finish(&mut self, durable: bool) -> std::io::Result<String> {
-        self.flush_pending().await?;
+        if self.inflight.is_empty() {
+            // A body that fits one write (every small upload): written
+            // here rather than by a task of its own.
+            self.write_pending_now().await?;
+        } else {
+            self.flush_pending().await?;
+        }
         while !self.inflight.is_empty() {
             self.wait_oldest().await?;
         }
         if let Some(file) = self.file.take() {
+            io::fchmod_touch(&file, 0o644)?;
             if durable {
                 file.sync_data().await?;
             }
