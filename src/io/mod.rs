@@ -371,7 +371,7 @@ pub async fn sha256_file(path: &Path, chunk: usize) -> io::Result<String> {
         h.update(&buf[..n]);
         pos += n as u64;
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(to_hex(&h.finalize()))
 }
 
 /// Reads a file, with "does not exist" as `None`.
@@ -422,24 +422,45 @@ pub fn tmp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(tmp)
 }
 
-/// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        // Extremely unlikely; fall back to time and a counter, still unique per process.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8;
-        }
-    }
-    let mut s = String::with_capacity(n * 2);
+/// Lowercase hex of some bytes.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
     }
     s
+}
+
+/// `n` random bytes as lowercase hex. The bytes come from the kernel's
+/// generator a page at a time: a `getrandom` call per few hundred staging
+/// names instead of one each.
+pub fn random_hex(n: usize) -> String {
+    thread_local! {
+        static POOL: std::cell::RefCell<(Vec<u8>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+    }
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (bytes, used) = &mut *pool;
+        if bytes.len() - *used < n {
+            bytes.resize(n.max(4096), 0);
+            if getrandom::getrandom(bytes).is_err() {
+                // Extremely unlikely; fall back to time and a counter, still unique per process.
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                for (i, b) in bytes.iter_mut().enumerate() {
+                    *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8 ^ (i >> 8) as u8;
+                }
+            }
+            *used = 0;
+        }
+        let hex = to_hex(&bytes[*used..*used + n]);
+        *used += n;
+        hex
+    })
 }
 
 /// Sets a file's access and modification times to now.
@@ -540,4 +561,28 @@ pub fn read_link(path: &Path) -> io::Result<PathBuf> {
 /// Resolves a path to its canonical absolute form. Plain syscalls.
 pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
     std::fs::canonicalize(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_of_bytes() {
+        assert_eq!(to_hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(to_hex(&[]), "");
+    }
+
+    #[test]
+    fn random_names_stay_unique_across_pool_refills() {
+        let mut seen = std::collections::HashSet::new();
+        // 16 bytes each: more than two pages of the pool.
+        for _ in 0..1000 {
+            let h = random_hex(16);
+            assert_eq!(h.len(), 32);
+            assert!(h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+            assert!(seen.insert(h), "a name came twice");
+        }
+        assert_eq!(random_hex(3000).len(), 6000, "more than is left in the pool");
+    }
 }

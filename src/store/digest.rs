@@ -87,16 +87,7 @@ impl fmt::Display for Digest {
     }
 }
 
-/// Lowercase hex of bytes.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
-}
+pub use crate::io::to_hex;
 
 /// SHA-256 of a byte slice, as lowercase hex.
 pub fn sha256_hex(data: &[u8]) -> String {
