@@ -11,8 +11,8 @@
 //! * Every change bumps an epoch, so a disk lookup that overlapped a lock
 //!   request does not remember a stale "unlocked".
 
-use super::fastmap::{HashMap, HashSet};
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::io;

@@ -7,8 +7,8 @@
 //! `.digests`. Only keys in use are stored. Everything lives on the runtime
 //! thread, so plain `Rc`/`RefCell` suffice.
 
-use super::fastmap::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
@@ -38,7 +38,7 @@ impl<K: Eq + Hash + Clone> Clone for KeyLocks<K> {
 impl<K: Eq + Hash + Clone> Default for KeyLocks<K> {
     fn default() -> Self {
         KeyLocks {
-            map: Rc::new(RefCell::new(HashMap::default())),
+            map: Rc::new(RefCell::new(HashMap::new())),
         }
     }
 }

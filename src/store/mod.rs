@@ -25,8 +25,8 @@ pub mod staging;
 pub mod tree;
 pub mod usage;
 
-use fastmap::{HashMap, HashSet};
 use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -35,14 +35,6 @@ use crate::io::DirSyncer;
 use digests::Digests;
 
 pub use error::{StoreError, StoreResult};
-
-/// The maps keyed by paths and names that every request touches: foldhash,
-/// seeded per map, instead of SipHash, which was a few per cent of a small
-/// upload's CPU.
-pub(crate) mod fastmap {
-    pub type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-    pub type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
-}
 pub use repo::Repo;
 
 /// Shared state of the storage layer, owned by the runtime thread.
@@ -111,21 +103,21 @@ impl Store {
             usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
             cfg,
             pins: pins::PinTable::new(),
-            digests_cache: RefCell::new(HashMap::default()),
-            unflushed: RefCell::new(HashSet::default()),
+            digests_cache: RefCell::new(HashMap::new()),
+            unflushed: RefCell::new(HashSet::new()),
             journal: std::cell::OnceCell::new(),
             flush_wanted: tokio::sync::Notify::new(),
             checkpointing: locks::KeyLocks::new(),
-            flushing: RefCell::new(HashSet::default()),
+            flushing: RefCell::new(HashSet::new()),
             flushed: tokio::sync::Notify::new(),
             format_locks: locks::KeyLocks::new(),
             job_locks: locks::KeyLocks::new(),
             products_locks: locks::KeyLocks::new(),
             usage_locks: locks::KeyLocks::new(),
-            active_uploads: RefCell::new(HashSet::default()),
+            active_uploads: RefCell::new(HashSet::new()),
             dir_sync: DirSyncer::new(),
-            known_dirs: RefCell::new(HashSet::default()),
-            ready_formats: RefCell::new(HashSet::default()),
+            known_dirs: RefCell::new(HashSet::new()),
+            ready_formats: RefCell::new(HashSet::new()),
             lock_flags: joblock::JobLocks::default(),
             digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),

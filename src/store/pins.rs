@@ -24,8 +24,8 @@
 //!   still clean and unpinned, switching it to `Deleting` synchronously,
 //!   before it submits the unlink (invariant I1, first half).
 
-use super::fastmap::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
