@@ -447,10 +447,13 @@ pub fn random_hex(n: usize) -> String {
             bytes.resize(n.max(4096), 0);
             if getrandom::getrandom(bytes).is_err() {
                 // Extremely unlikely; fall back to time and a counter, still unique per process.
+                static REFILLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = REFILLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let t = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
-                    .unwrap_or(0);
+                    .unwrap_or(0)
+                    ^ (u128::from(n) << 64);
                 for (i, b) in bytes.iter_mut().enumerate() {
                     *b = (t >> ((i % 16) * 8)) as u8 ^ i as u8 ^ (i >> 8) as u8;
                 }
@@ -480,17 +483,21 @@ pub fn touch(path: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// [`touch`] and a mode change for an open file, without a path lookup.
-pub fn fchmod_touch(file: &File, mode: u32) -> io::Result<()> {
+/// [`touch`] for an open file, without a path lookup.
+pub fn touch_file(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(mode)).map_err(io::Error::from)?;
     nix::sys::stat::futimens(
-        fd,
+        file.as_raw_fd(),
         &nix::sys::time::TimeSpec::UTIME_NOW,
         &nix::sys::time::TimeSpec::UTIME_NOW,
     )
     .map_err(io::Error::from)
+}
+
+/// [`chmod`] for an open file, without a path lookup.
+pub fn chmod_file(file: &File, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    nix::sys::stat::fchmod(file.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(mode)).map_err(io::Error::from)
 }
 
 /// Sets the mode bits of a path. Like `touch`, the ring has no chmod.

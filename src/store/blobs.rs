@@ -59,9 +59,9 @@ impl Store {
         let pin = self.pins.pin(&path).await;
         // Same digest, same size: the staging length is the blob's size.
         let size = staging.len();
-        // The staging file has the blob's mode and a fresh mtime already
-        // (`Staging::finish`).
         let mut created = self.ensure_dir(&shard).await?;
+        // Blob mode before the rename: whatever happens next, a blob is never 0600.
+        staging.set_mode(0o644)?;
         let mut renamed = io::rename_noreplace(staging.path(), &path).await;
         if matches!(&renamed, Err(e) if e.raw_os_error() == Some(libc::ENOENT)) {
             // The shard vanished since we cached it: create it again.
@@ -81,6 +81,8 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         staging.mark_consumed();
+        // A fresh blob gets a full lifetime from now, not from its last write.
+        staging.touch()?;
         let mut dirs: Vec<PathBuf> = vec![shard];
         dirs.extend(created.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;

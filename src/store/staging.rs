@@ -128,7 +128,11 @@ impl Staging {
             let uuid = io::random_hex(16);
             let path = dir.join(&uuid);
             // Pin before the file exists, so the GC can never see it unpinned.
-            store.active_uploads.borrow_mut().insert(uuid.clone());
+            // A name already in use (only if the randomness failed) is
+            // someone else's: pick another rather than share its entry.
+            if !store.active_uploads.borrow_mut().insert(uuid.clone()) {
+                continue;
+            }
             match io::create_new(&path, 0o600).await {
                 Ok(file) => {
                     return Ok(Staging {
@@ -260,11 +264,9 @@ impl Staging {
         Ok(())
     }
 
-    /// Flushes everything, optionally fdatasyncs, closes the file and
-    /// returns the hex digest of the data. The file gets the blob's mode
-    /// and a fresh mtime first: whatever happens next, a blob is never 0600,
-    /// and its lease against the GC starts at finalisation, not at the
-    /// first write.
+    /// Flushes everything, optionally fdatasyncs, and returns the hex
+    /// digest of the data. The file stays open for [`Staging::set_mode`]
+    /// and [`Staging::touch`], and closes when this is dropped.
     pub async fn finish(&mut self, durable: bool) -> std::io::Result<String> {
         if self.inflight.is_empty() {
             // A body that fits one write (every small upload): written
@@ -276,16 +278,27 @@ impl Staging {
         while !self.inflight.is_empty() {
             self.wait_oldest().await?;
         }
-        if let Some(file) = self.file.take() {
-            io::fchmod_touch(&file, 0o644)?;
-            if durable {
-                file.sync_data().await?;
-            }
-            // The close runs in the background when the last reference goes;
-            // local file systems report write errors at write or fsync time.
-            drop(file);
+        if let (Some(file), true) = (&self.file, durable) {
+            file.sync_data().await?;
         }
         Ok(self.hasher.take().map(Hasher::finish_hex).unwrap_or_default())
+    }
+
+    fn open_file(&self) -> std::io::Result<&File> {
+        self.file
+            .as_deref()
+            .ok_or_else(|| std::io::Error::other("staging file closed"))
+    }
+
+    /// Sets the file's mode through its descriptor (no path lookup).
+    pub fn set_mode(&self, mode: u32) -> std::io::Result<()> {
+        io::chmod_file(self.open_file()?, mode)
+    }
+
+    /// Sets the file's times to now through its descriptor, also once it
+    /// has been renamed (a fresh blob's lease starts at finalisation).
+    pub fn touch(&self) -> std::io::Result<()> {
+        io::touch_file(self.open_file()?)
     }
 
     /// The owner renamed or deleted the file itself.
