@@ -12,7 +12,7 @@ mod hooks;
 mod index;
 pub mod joblock;
 pub mod jobs;
-pub mod journal;
+mod journal;
 pub mod link;
 pub mod locks;
 pub mod meta;
