@@ -32,7 +32,7 @@ use crate::store::repo::JobRef;
 use crate::store::{Repo, Store};
 pub use body::Body;
 pub use error::{HttpError, HttpResult};
-use route::{FormatAddr, Route, VersionAddr};
+use route::{FormatAddr, Route};
 pub use static_files::load_cli;
 
 /// Everything a request handler needs, shared by all connections.
@@ -332,22 +332,7 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
         Route::FormatSha256 { user, parent, format } => {
             archive::format_sha256(ctx, req, &FormatAddr { user, parent, format }).await
         }
-        Route::VersionTar {
-            user,
-            product,
-            variant,
-            pbranch,
-            version,
-        } => {
-            let addr = VersionAddr {
-                user,
-                product,
-                variant,
-                pbranch,
-                version,
-            };
-            archive::version_tar(ctx, req, &addr).await
-        }
+        Route::VersionTar(addr) => archive::version_tar(ctx, req, &addr).await,
         Route::Products { user, slash } => {
             let level = products::Level {
                 product: None,
@@ -391,23 +376,7 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
             };
             products::listing(ctx, req, &user, level, slash).await
         }
-        Route::Version {
-            user,
-            product,
-            variant,
-            pbranch,
-            version,
-            ..
-        } => {
-            let addr = VersionAddr {
-                user,
-                product,
-                variant,
-                pbranch,
-                version,
-            };
-            products::version(ctx, req, &addr).await
-        }
+        Route::Version { addr, .. } => products::version(ctx, req, &addr).await,
         Route::Registry | Route::NotFound => Err(HttpError::not_found()),
     }
 }

@@ -124,19 +124,9 @@ pub enum Route {
         pbranch: String,
         slash: bool,
     },
-    VersionTar {
-        user: Option<String>,
-        product: String,
-        variant: String,
-        pbranch: String,
-        version: String,
-    },
+    VersionTar(VersionAddr),
     Version {
-        user: Option<String>,
-        product: String,
-        variant: String,
-        pbranch: String,
-        version: String,
+        addr: VersionAddr,
         slash: bool,
     },
     Registry,
@@ -162,7 +152,7 @@ impl Route {
             | Route::Product { .. }
             | Route::Variant { .. }
             | Route::ProductBranch { .. }
-            | Route::VersionTar { .. }
+            | Route::VersionTar(_)
             | Route::Version { .. } => "GET",
             Route::Registry | Route::NotFound => "",
         }
@@ -386,19 +376,21 @@ fn products_route(user: Option<String>, rest: &str) -> Route {
             pbranch: s(2),
             slash,
         },
-        (4, false) if strip_ext(segs[3], ".tar").is_some() => Route::VersionTar {
+        (4, false) if strip_ext(segs[3], ".tar").is_some() => Route::VersionTar(VersionAddr {
             user,
             product: s(0),
             variant: s(1),
             pbranch: s(2),
             version: strip_ext(segs[3], ".tar").unwrap_or_default().into(),
-        },
+        }),
         (4, _) => Route::Version {
-            user,
-            product: s(0),
-            variant: s(1),
-            pbranch: s(2),
-            version: s(3),
+            addr: VersionAddr {
+                user,
+                product: s(0),
+                variant: s(1),
+                pbranch: s(2),
+                version: s(3),
+            },
             slash,
         },
         (5, _) => {
@@ -573,13 +565,13 @@ mod tests {
         );
         assert_eq!(
             route("/products/p/v/pb/1.0.tar"),
-            Route::VersionTar {
+            Route::VersionTar(VersionAddr {
                 user: None,
                 product: "p".into(),
                 variant: "v".into(),
                 pbranch: "pb".into(),
                 version: "1.0".into()
-            }
+            })
         );
         match route("/~a/products/p/v/pb/1.0/fmt/x/y") {
             Route::Artifact { user, path, .. } => {
