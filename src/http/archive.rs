@@ -128,7 +128,7 @@ pub async fn format_tar(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResu
     }
     let digests = loc.digests(ctx).await;
     let members = members_of(&digests, &loc.dir, "");
-    if let Err(e) = ctx.store.flush_format_at(&loc.dir).await {
+    if let Err(e) = ctx.store.flush_format(&loc.dir).await {
         tracing::warn!("cannot write {}/.digests: {e}", loc.dir.display());
     }
     let fallback = match meta::mtime(&loc.dir.join(".digests")).await {

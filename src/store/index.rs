@@ -81,13 +81,14 @@ impl Store {
     }
 
     /// Writes a format's index back if it is unflushed, taking the format
-    /// lock.
-    pub async fn flush_format(&self, dir: &Path) -> std::io::Result<()> {
-        if !self.unflushed.borrow().contains(dir) {
+    /// lock. Any path to the format will do, a `products/` link too (for
+    /// what reads the file itself, like its mtime).
+    pub async fn flush_format(&self, format_dir: &Path) -> std::io::Result<()> {
+        let Some(key) = self.unflushed_key(format_dir) else {
             return Ok(());
-        }
-        let _format = self.format_locks.lock(dir.to_path_buf()).await;
-        self.flush_format_locked(dir).await
+        };
+        let _format = self.format_locks.lock(key.clone()).await;
+        self.flush_format_locked(&key).await
     }
 
     /// [`Store::flush_format`] for a caller holding the format lock.
@@ -153,6 +154,13 @@ impl Store {
         }
     }
 
+    /// The cached index of a format is newer than its file from now on;
+    /// wakes the checkpoint task.
+    fn mark_unflushed(&self, format_dir: &Path) {
+        self.unflushed.borrow_mut().insert(format_dir.to_path_buf());
+        self.flush_wanted.notify_one();
+    }
+
     fn bump_digests_epoch(&self) {
         self.digests_epoch.set(self.digests_epoch.get() + 1);
     }
@@ -178,15 +186,6 @@ impl Store {
         match self.unflushed_key(format_dir) {
             Some(key) => self.digests(&key).await,
             None => Rc::new(Digests::from_map(meta::read_digests(format_dir).await)),
-        }
-    }
-
-    /// Makes sure the `.digests` file of a format, reached by any path, is
-    /// up to date (for what reads the file itself, like its mtime).
-    pub async fn flush_format_at(&self, format_dir: &Path) -> std::io::Result<()> {
-        match self.unflushed_key(format_dir) {
-            Some(key) => self.flush_format(&key).await,
-            None => Ok(()),
         }
     }
 
@@ -242,8 +241,7 @@ impl Store {
             return Ok(());
         };
         self.cache_digests(format_dir, Rc::new(d));
-        self.unflushed.borrow_mut().insert(format_dir.to_path_buf());
-        self.flush_wanted.notify_one();
+        self.mark_unflushed(format_dir);
         let line = journal::line(
             format_dir.strip_prefix(&self.root).unwrap_or(format_dir),
             path,
@@ -274,8 +272,7 @@ impl Store {
             (Err(_), Some(_)) => {
                 // The new index is the truth now; a checkpoint retries.
                 self.cache_digests(format_dir, Rc::new(d));
-                self.unflushed.borrow_mut().insert(format_dir.to_path_buf());
-                self.flush_wanted.notify_one();
+                self.mark_unflushed(format_dir);
             }
             (Err(_), None) => {
                 self.digests_cache.borrow_mut().remove(format_dir);
