@@ -135,10 +135,7 @@ fn locking_hashes_the_written_back_digests() {
     let s = Server::start_with(&[NEVER]);
     s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
     s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
-    s.req("PUT", "/branches/b/t/j/")
-        .json(r#"{"job": {"locked": true}}"#)
-        .send()
-        .expect(200);
+    s.lock_job("/branches/b/t/j/").expect(200);
     let digests = std::fs::read(s.path("branches/b/t/j/f/.digests")).expect("written by the lock");
     assert_eq!(
         digests,

@@ -63,11 +63,7 @@ fn a_lock_request_waits_for_uploads_past_their_check() {
     let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
     put(&s, "/branches/b/t/j/f1/a", "a");
     s.req("PATCH", "/branches/b/t/j/f1/").send().expect(200);
-    let lock = |s: &Server| {
-        s.req("PUT", "/branches/b/t/j/")
-            .json(r#"{"job": {"locked": true}}"#)
-            .send()
-    };
+    let lock = |s: &Server| s.lock_job("/branches/b/t/j/");
     std::fs::write(&hold, b"").unwrap();
     std::thread::scope(|sc| {
         let upload = sc.spawn(|| s.put_file("/branches/b/t/j/f2/new", b"new"));
@@ -104,11 +100,7 @@ fn internal_flag_lock_digest_and_unlock() {
     put(&s, "/branches/b/t/j/fmt2/b.txt", "b");
     put(&s, "/branches/b/t/j/debug/c.txt", "c");
     patch_job(&s, "/branches/b/t/j/", r#"{"job": {"k": "v"}}"#).expect(200);
-    let lock = |s: &Server| {
-        s.req("PUT", "/branches/b/t/j/")
-            .json(r#"{"job": {"locked": true}}"#)
-            .send()
-    };
+    let lock = |s: &Server| s.lock_job("/branches/b/t/j/");
     lock(&s).expect_error(400, "Job has dirty formats");
     for f in ["fmt", "fmt2", "debug"] {
         s.req("PATCH", &format!("/branches/b/t/j/{f}/")).send().expect(200);
@@ -174,10 +166,7 @@ fn internal_flag_lock_digest_and_unlock() {
         .json(r#"{"job": {"internal": true}}"#)
         .send()
         .expect(404);
-    s.req("PUT", "/branches/b/t/nope/")
-        .json(r#"{"job": {"locked": true}}"#)
-        .send()
-        .expect(404);
+    s.lock_job("/branches/b/t/nope/").expect(404);
 }
 
 fn product_job(s: &Server, job: &str, version: &str) {

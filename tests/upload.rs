@@ -371,10 +371,7 @@ fn uploads_into_locked_jobs_are_refused_except_internal_formats() {
     // Locked through the API: refused at once, however recently the job was
     // seen unlocked.
     s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
-    s.req("PUT", "/branches/b/t/j/")
-        .json(r#"{"job": {"locked": true}}"#)
-        .send()
-        .expect(200);
+    s.lock_job("/branches/b/t/j/").expect(200);
     s.put_file("/branches/b/t/j/f/b", b"b")
         .expect_error(400, "Cannot upload files in locked jobs");
     s.req("POST", "/branches/b/t/j/")

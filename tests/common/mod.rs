@@ -239,6 +239,11 @@ impl Server {
             .send()
     }
 
+    /// `PUT <job>` with `{"job": {"locked": true}}`.
+    pub fn lock_job(&self, job: &str) -> Response {
+        self.req("PUT", job).json(r#"{"job": {"locked": true}}"#).send()
+    }
+
     pub fn delete(&self, path: &str) -> Response {
         self.req("DELETE", path).send()
     }
