@@ -73,7 +73,8 @@ impl FileBody {
             self.next += n as u64;
             self.unrequested -= n as u64;
             // Spawned so the read is submitted now, not when hyper next polls.
-            let task = tokio_uring::spawn(async move { file.read_exact_at(vec![0u8; n], pos).await });
+            // The buffer is not zeroed: the ring fills its whole capacity.
+            let task = tokio_uring::spawn(async move { file.read_exact_at(Vec::with_capacity(n), pos).await });
             self.reads.push_back(Box::pin(async move {
                 match task.await {
                     Ok((res, buf)) => (res.map(|()| buf.len()), buf),

@@ -12,6 +12,8 @@ use super::body::{Body, FileBody};
 use super::{Ctx, HttpError, HttpResult, Req};
 use crate::io;
 
+const DIGEST: header::HeaderName = header::HeaderName::from_static("digest");
+
 /// Files up to this size are read in one go before answering.
 const SMALL_FILE: u64 = 64 * 1024;
 /// Read size for file downloads.
@@ -67,10 +69,10 @@ async fn respond_file(
     let mut resp = Response::new(Body::empty());
     let h = resp.headers_mut();
     if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
-        h.insert("digest", d);
+        h.insert(DIGEST, d);
     }
     h.insert(header::ETAG, hv(&etag));
-    h.insert(header::LAST_MODIFIED, hv(&httpdate::fmt_http_date(mtime)));
+    h.insert(header::LAST_MODIFIED, last_modified(stx.mtime_sec));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     // Preconditions first (412), then cache validators (304).
@@ -135,8 +137,7 @@ async fn respond_file(
     }
     if len <= SMALL_FILE {
         // One read, answered in one piece: no streaming machinery.
-        let (res, buf) = file.read_exact_at(vec![0u8; len as usize], start).await;
-        res?;
+        let buf = io::read_at(&file, len as usize, start).await?;
         *resp.body_mut() = Body::from_bytes(buf);
         return Ok(resp);
     }
@@ -145,6 +146,27 @@ async fn respond_file(
     let chunk = ctx.cfg.chunk_size.max(DOWNLOAD_CHUNK);
     *resp.body_mut() = Body::File(FileBody::new(file, start, len, chunk));
     Ok(resp)
+}
+
+/// The `Last-Modified` value of a modification time. The last one is kept:
+/// files uploaded together share their second, and the date is formatted
+/// once for all of them.
+fn last_modified(mtime_sec: i64) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((sec, v)) = last.as_ref() {
+            if *sec == mtime_sec {
+                return v.clone();
+            }
+        }
+        let when = UNIX_EPOCH + Duration::from_secs(mtime_sec.max(0) as u64);
+        let v = hv(&httpdate::fmt_http_date(when));
+        *last = Some((mtime_sec, v.clone()));
+        v
+    })
 }
 
 fn hv(s: &str) -> HeaderValue {
@@ -167,7 +189,7 @@ fn sendfile_answer(hname: &str, path: &Path, digest: Option<&str>) -> HttpResult
     let mut resp = Response::new(Body::empty());
     let h = resp.headers_mut();
     if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
-        h.insert("digest", d);
+        h.insert(DIGEST, d);
     }
     let name = header::HeaderName::from_bytes(hname.as_bytes())
         .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR))?;
@@ -227,14 +249,19 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
 
 /// Content type from the file name, like Python's `mimetypes`.
 pub fn guess_type(path: &Path) -> &'static str {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let ext = name.rsplit('.').next().unwrap_or("");
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let Some((_, ext)) = name.rsplit_once('.') else {
+        return "application/octet-stream";
+    };
+    // Known extensions are short: lowercase into a stack buffer, no allocation.
+    let mut lower = [0u8; 8];
+    if ext.len() > lower.len() {
+        return "application/octet-stream";
+    }
+    lower[..ext.len()].copy_from_slice(ext.as_bytes());
+    lower.make_ascii_lowercase();
+    let ext = std::str::from_utf8(&lower[..ext.len()]).unwrap_or("");
     match ext {
-        _ if !name.contains('.') => "application/octet-stream",
         "txt" | "log" | "sha256" | "asc" | "md5" => "text/plain",
         "html" | "htm" => "text/html",
         "css" => "text/css",
@@ -287,5 +314,9 @@ mod tests {
         assert_eq!(guess_type(Path::new("a.tar.gz")), "application/gzip");
         assert_eq!(guess_type(Path::new("README")), "application/octet-stream");
         assert_eq!(guess_type(Path::new("x.svg")), "image/svg+xml");
+        assert_eq!(guess_type(Path::new("NOTES.TXT")), "text/plain");
+        assert_eq!(guess_type(Path::new("a.verylongextension")), "application/octet-stream");
+        assert_eq!(guess_type(Path::new("a.")), "application/octet-stream");
+        assert_eq!(guess_type(Path::new(".bashrc")), "application/octet-stream");
     }
 }

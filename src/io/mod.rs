@@ -72,8 +72,112 @@ pub async fn open(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
 }
 
 /// Opens an existing file for reading (following symlinks).
+///
+/// First as a plain `openat2` with `RESOLVE_CACHED`: the kernel then walks
+/// the path only through its dentry cache and answers `EAGAIN` rather than
+/// read a directory from the disk, so the call cannot block. This is the
+/// attempt the ring itself makes inline; doing it here saves the round
+/// trip through the ring for the common case. A miss goes to the ring.
 pub async fn open_read(path: &Path) -> io::Result<File> {
-    open(path, libc::O_RDONLY, 0).await
+    let p = cpath(path)?;
+    // SAFETY: open_how is plain old data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_CACHED;
+    // SAFETY: `p` and `how` outlive the call; the size matches the struct.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the kernel just handed us this descriptor and nothing else owns it.
+        return Ok(File::from_std(unsafe { std::fs::File::from_raw_fd(fd as i32) }));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Not all in the cache, or a kernel without openat2 / RESOLVE_CACHED.
+        Some(libc::EAGAIN) | Some(libc::ENOSYS) | Some(libc::EINVAL) => open(path, libc::O_RDONLY, 0).await,
+        _ => Err(err),
+    }
+}
+
+/// Reads exactly `len` bytes at `pos`; end of file before that is an error.
+///
+/// Data in the page cache is copied with a plain `preadv2(RWF_NOWAIT)`,
+/// which fails with `EAGAIN` instead of waiting for the disk. tmpfs refuses
+/// that flag, and its pages never wait for a disk, so it is read plainly.
+/// Anything else goes to the ring.
+pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    // Not zeroed: the kernel fills it, and only what it filled is kept.
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let mut done = 0usize;
+    let fd = file.as_raw_fd();
+    while done < len {
+        let spare = &mut buf.spare_capacity_mut()[..len - done];
+        let iov = libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len(),
+        };
+        // SAFETY: the iovec points into `buf`'s spare capacity, which
+        // outlives the call.
+        let n = unsafe { libc::preadv2(fd, &iov, 1, (pos + done as u64) as i64, libc::RWF_NOWAIT) };
+        if n > 0 {
+            done += n as usize;
+            // SAFETY: the kernel initialised these `n` bytes.
+            unsafe { buf.set_len(done) };
+            continue;
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EOPNOTSUPP) if on_tmpfs(fd) => {
+                let spare = &mut buf.spare_capacity_mut()[..len - done];
+                // SAFETY: as above.
+                let n = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), spare.len(), (pos + done as u64) as i64) };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                done += n as usize;
+                // SAFETY: the kernel initialised these `n` bytes.
+                unsafe { buf.set_len(done) };
+            }
+            Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => break,
+            Some(libc::EINTR) => {}
+            _ => return Err(err),
+        }
+    }
+    if done == len {
+        return Ok(buf);
+    }
+    let (res, rest) = file
+        .read_exact_at(Vec::with_capacity(len - done), pos + done as u64)
+        .await;
+    res?;
+    buf.extend_from_slice(&rest);
+    Ok(buf)
+}
+
+/// Whether `fd` lives on tmpfs (or ramfs), whose reads never wait for a disk.
+fn on_tmpfs(fd: i32) -> bool {
+    // SAFETY: statfs is plain old data; the kernel fills it.
+    let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `sfs` outlives the call.
+    if unsafe { libc::fstatfs(fd, &mut sfs) } != 0 {
+        return false;
+    }
+    const RAMFS_MAGIC: libc::__fsword_t = 0x8584_58f6;
+    sfs.f_type == libc::TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC
 }
 
 /// Creates a new file that must not exist yet.
