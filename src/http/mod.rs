@@ -4,6 +4,7 @@
 
 mod archive;
 mod artifact;
+mod batch;
 pub mod body;
 mod error;
 mod file;
@@ -140,10 +141,9 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
 
 /// Every answer names its server (http-api.md §1).
 fn with_server_header(mut resp: Response<Body>) -> Response<Body> {
-    resp.headers_mut().insert(
-        hyper::header::SERVER,
-        hyper::header::HeaderValue::from_static(concat!("dlrepo/", env!("CARGO_PKG_VERSION"))),
-    );
+    const SERVER: hyper::header::HeaderValue =
+        hyper::header::HeaderValue::from_static(concat!("dlrepo/", env!("CARGO_PKG_VERSION")));
+    resp.headers_mut().insert(hyper::header::SERVER, SERVER);
     resp
 }
 

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, UnixListener};
 
+use super::batch::BatchIo;
 use super::{handle, Ctx};
 
 /// Largest request head (request line plus headers) accepted.
@@ -143,8 +144,14 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
         .keep_alive(true);
     tokio_uring::spawn(async move {
         let res = match conn {
-            Conn::Tcp(s) => builder.serve_connection(TokioIo::new(s), svc).await,
-            Conn::Unix(s) => builder.serve_connection(TokioIo::new(s), svc).await,
+            Conn::Tcp(s) => {
+                let fd = s.as_raw_fd();
+                builder.serve_connection(BatchIo::new(TokioIo::new(s), fd), svc).await
+            }
+            Conn::Unix(s) => {
+                let fd = s.as_raw_fd();
+                builder.serve_connection(BatchIo::new(TokioIo::new(s), fd), svc).await
+            }
         };
         if let Err(e) = res {
             tracing::debug!("connection ended: {e}");
