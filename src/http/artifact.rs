@@ -67,9 +67,8 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
             Err(e) => Err(e.into()),
         };
     }
-    let canonical = format!("{}{}", loc.url, path);
-    if req.path != canonical {
-        return Ok(respond::redirect(&canonical));
+    if req.path.strip_prefix(loc.url.as_str()) != Some(path) {
+        return Ok(respond::redirect(&format!("{}{}", loc.url, path)));
     }
     let digests = loc.digests(ctx).await;
     let digest = match digests.get(path).and_then(|v| v.as_str()) {

@@ -50,7 +50,14 @@ impl Repo {
     }
 
     pub fn job_dir(&self, b: &str, t: &str, j: &str) -> PathBuf {
-        self.tag_dir(b, t).join(j)
+        // Sized once: this runs for every artifact request.
+        let mut p = PathBuf::with_capacity(self.dir.as_os_str().len() + b.len() + t.len() + j.len() + 16);
+        p.push(&self.dir);
+        p.push("branches");
+        p.push(b);
+        p.push(t);
+        p.push(j);
+        p
     }
 
     pub fn format_dir(&self, b: &str, t: &str, j: &str, f: &str) -> PathBuf {
@@ -75,12 +82,14 @@ impl JobRef {
         self.repo.tag_dir(&self.branch, &self.tag)
     }
     pub fn url(&self) -> String {
-        format!(
-            "{}/branches/{}/{}/{}/",
-            self.repo.url_prefix(),
-            self.branch,
-            self.tag,
-            self.job
-        )
+        let mut u = String::with_capacity(self.branch.len() + self.tag.len() + self.job.len() + 40);
+        if let Some(user) = &self.repo.user {
+            u.push_str("/~");
+            u.push_str(user);
+        }
+        for part in ["/branches/", &self.branch, "/", &self.tag, "/", &self.job, "/"] {
+            u.push_str(part);
+        }
+        u
     }
 }
