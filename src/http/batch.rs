@@ -11,12 +11,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_util::rt::TokioIo;
 
 /// Writes at least this long skip the buffer.
 const DIRECT: usize = 16 * 1024;
@@ -124,17 +125,18 @@ impl Out {
     }
 }
 
-/// hyper's I/O with batched small writes. `T` is the socket, already
-/// adapted to hyper's traits.
+/// hyper's I/O with batched small writes, over a socket adapted to
+/// hyper's traits (`T`).
 pub struct BatchIo<T> {
     inner: T,
     out: Rc<Out>,
 }
 
-impl<T> BatchIo<T> {
-    pub fn new(inner: T, fd: RawFd) -> BatchIo<T> {
+impl<S: AsRawFd> BatchIo<TokioIo<S>> {
+    pub fn new(socket: S) -> BatchIo<TokioIo<S>> {
+        let fd = socket.as_raw_fd();
         BatchIo {
-            inner,
+            inner: TokioIo::new(socket),
             out: Rc::new(Out {
                 fd,
                 buf: RefCell::new(Vec::new()),

@@ -2,13 +2,13 @@
 
 use std::cell::Cell;
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, UnixListener};
 
 use super::batch::BatchIo;
@@ -144,14 +144,8 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
         .keep_alive(true);
     tokio_uring::spawn(async move {
         let res = match conn {
-            Conn::Tcp(s) => {
-                let fd = s.as_raw_fd();
-                builder.serve_connection(BatchIo::new(TokioIo::new(s), fd), svc).await
-            }
-            Conn::Unix(s) => {
-                let fd = s.as_raw_fd();
-                builder.serve_connection(BatchIo::new(TokioIo::new(s), fd), svc).await
-            }
+            Conn::Tcp(s) => builder.serve_connection(BatchIo::new(s), svc).await,
+            Conn::Unix(s) => builder.serve_connection(BatchIo::new(s), svc).await,
         };
         if let Err(e) = res {
             tracing::debug!("connection ended: {e}");

@@ -109,16 +109,20 @@ pub async fn open_read(path: &Path) -> io::Result<File> {
 /// Reads exactly `len` bytes at `pos`; end of file before that is an error.
 ///
 /// Data in the page cache is copied with a plain `preadv2(RWF_NOWAIT)`,
-/// which fails with `EAGAIN` instead of waiting for the disk. tmpfs refuses
-/// that flag, and its pages never wait for a disk, so it is read plainly.
-/// Anything else goes to the ring.
+/// which fails with `EAGAIN` instead of waiting for the disk. tmpfs may
+/// refuse the flag (`EOPNOTSUPP`, seen here for some files); its pages
+/// never wait for a disk, so it is then read plainly. Anything else goes to
+/// the ring.
 pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
     use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
     // Not zeroed: the kernel fills it, and only what it filled is kept.
     let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let mut done = 0usize;
-    let fd = file.as_raw_fd();
-    while done < len {
+    // tmpfs: read without RWF_NOWAIT, which it refuses.
+    let mut plain = false;
+    while buf.len() < len {
+        let done = buf.len();
+        let off = (pos + done as u64) as i64;
         let spare = &mut buf.spare_capacity_mut()[..len - done];
         let iov = libc::iovec {
             iov_base: spare.as_mut_ptr().cast(),
@@ -126,11 +130,16 @@ pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
         };
         // SAFETY: the iovec points into `buf`'s spare capacity, which
         // outlives the call.
-        let n = unsafe { libc::preadv2(fd, &iov, 1, (pos + done as u64) as i64, libc::RWF_NOWAIT) };
+        let n = unsafe {
+            if plain {
+                libc::preadv(fd, &iov, 1, off)
+            } else {
+                libc::preadv2(fd, &iov, 1, off, libc::RWF_NOWAIT)
+            }
+        };
         if n > 0 {
-            done += n as usize;
             // SAFETY: the kernel initialised these `n` bytes.
-            unsafe { buf.set_len(done) };
+            unsafe { buf.set_len(buf.len() + n as usize) };
             continue;
         }
         if n == 0 {
@@ -138,33 +147,21 @@ pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(libc::EOPNOTSUPP) if on_tmpfs(fd) => {
-                let spare = &mut buf.spare_capacity_mut()[..len - done];
-                // SAFETY: as above.
-                let n = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), spare.len(), (pos + done as u64) as i64) };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if n == 0 {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
-                }
-                done += n as usize;
-                // SAFETY: the kernel initialised these `n` bytes.
-                unsafe { buf.set_len(done) };
-            }
-            Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => break,
             Some(libc::EINTR) => {}
+            Some(libc::EOPNOTSUPP) if !plain && on_tmpfs(fd) => plain = true,
+            // Not all cached, or no RWF_NOWAIT here: the ring waits for it.
+            Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::EINVAL) if !plain => break,
             _ => return Err(err),
         }
     }
-    if done == len {
-        return Ok(buf);
+    if buf.len() < len {
+        let done = buf.len();
+        let (res, rest) = file
+            .read_exact_at(Vec::with_capacity(len - done), pos + done as u64)
+            .await;
+        res?;
+        buf.extend_from_slice(&rest);
     }
-    let (res, rest) = file
-        .read_exact_at(Vec::with_capacity(len - done), pos + done as u64)
-        .await;
-    res?;
-    buf.extend_from_slice(&rest);
     Ok(buf)
 }
 
