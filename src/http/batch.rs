@@ -122,6 +122,10 @@ impl Out {
             }
         }
         buf.drain(..sent);
+        // An idle keep-alive connection keeps no large buffer.
+        if buf.is_empty() && buf.capacity() > DIRECT {
+            *buf = Vec::new();
+        }
     }
 }
 
