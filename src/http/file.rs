@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
@@ -72,7 +72,7 @@ async fn respond_file(
         h.insert(DIGEST, d);
     }
     h.insert(header::ETAG, hv(&etag));
-    h.insert(header::LAST_MODIFIED, last_modified(stx.mtime_sec));
+    h.insert(header::LAST_MODIFIED, last_modified(mtime));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     // Preconditions first (412), then cache validators (304).
@@ -151,20 +151,19 @@ async fn respond_file(
 /// The `Last-Modified` value of a modification time. The last one is kept:
 /// files uploaded together share their second, and the date is formatted
 /// once for all of them.
-fn last_modified(mtime_sec: i64) -> HeaderValue {
+fn last_modified(mtime: SystemTime) -> HeaderValue {
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(i64, HeaderValue)>> = const { std::cell::RefCell::new(None) };
+        static LAST: std::cell::RefCell<Option<(SystemTime, HeaderValue)>> = const { std::cell::RefCell::new(None) };
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if let Some((sec, v)) = last.as_ref() {
-            if *sec == mtime_sec {
+        if let Some((when, v)) = last.as_ref() {
+            if *when == mtime {
                 return v.clone();
             }
         }
-        let when = UNIX_EPOCH + Duration::from_secs(mtime_sec.max(0) as u64);
-        let v = hv(&httpdate::fmt_http_date(when));
-        *last = Some((mtime_sec, v.clone()));
+        let v = hv(&httpdate::fmt_http_date(mtime));
+        *last = Some((mtime, v.clone()));
         v
     })
 }

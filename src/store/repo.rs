@@ -51,9 +51,8 @@ impl Repo {
 
     pub fn job_dir(&self, b: &str, t: &str, j: &str) -> PathBuf {
         // Sized once: this runs for every artifact request.
-        let mut p = PathBuf::with_capacity(self.dir.as_os_str().len() + b.len() + t.len() + j.len() + 16);
-        p.push(&self.dir);
-        p.push("branches");
+        let mut p = self.branches_dir();
+        p.reserve(b.len() + t.len() + j.len() + 3);
         p.push(b);
         p.push(t);
         p.push(j);
@@ -82,11 +81,8 @@ impl JobRef {
         self.repo.tag_dir(&self.branch, &self.tag)
     }
     pub fn url(&self) -> String {
-        let mut u = String::with_capacity(self.branch.len() + self.tag.len() + self.job.len() + 40);
-        if let Some(user) = &self.repo.user {
-            u.push_str("/~");
-            u.push_str(user);
-        }
+        let mut u = self.repo.url_prefix();
+        u.reserve(self.branch.len() + self.tag.len() + self.job.len() + 14);
         for part in ["/branches/", &self.branch, "/", &self.tag, "/", &self.job, "/"] {
             u.push_str(part);
         }
