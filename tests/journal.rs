@@ -16,6 +16,16 @@ fn on_disk(s: &Server, format: &str) -> Option<serde_json::Value> {
     Some(serde_json::from_slice(&bytes).expect(".digests is JSON"))
 }
 
+/// Asserts a format's `.digests` on disk.
+#[track_caller]
+fn expect_on_disk(s: &Server, format: &str, expected: serde_json::Value) {
+    assert_eq!(
+        on_disk(s, format).expect(".digests written"),
+        expected,
+        "{format}/.digests"
+    );
+}
+
 fn files(s: &Server, url: &str) -> serde_json::Value {
     s.get(url).json()["artifact_format"]["files"].clone()
 }
@@ -46,20 +56,14 @@ fn uploads_are_visible_at_once_and_written_back_later() {
         assert!(std::time::Instant::now() < deadline, ".digests never written");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(
-        on_disk(&s, "branches/b/t/j/f").unwrap(),
-        json!({"a.txt": sha256_digest(b"a")})
-    );
+    expect_on_disk(&s, "branches/b/t/j/f", json!({"a.txt": sha256_digest(b"a")}));
 }
 
 #[test]
 fn a_delay_of_zero_writes_digests_before_answering() {
     let s = Server::start_with(&[("DLREPO_DIGESTS_FLUSH_DELAY_MS", "0")]);
     s.put_file("/branches/b/t/j/f/a.txt", b"a").expect(201);
-    assert_eq!(
-        on_disk(&s, "branches/b/t/j/f").unwrap(),
-        json!({"a.txt": sha256_digest(b"a")})
-    );
+    expect_on_disk(&s, "branches/b/t/j/f", json!({"a.txt": sha256_digest(b"a")}));
     assert_eq!(journal_lines(&s), 0);
 }
 
@@ -71,14 +75,8 @@ fn a_stop_writes_everything_back() {
     assert!(on_disk(&s, "branches/b/t/j/f").is_none());
     assert_eq!(journal_lines(&s), 2);
     s.stop();
-    assert_eq!(
-        on_disk(&s, "branches/b/t/j/f").unwrap(),
-        json!({"a.txt": sha256_digest(b"a")})
-    );
-    assert_eq!(
-        on_disk(&s, "branches/b/t/j/g").unwrap(),
-        json!({"b.txt": sha256_digest(b"b")})
-    );
+    expect_on_disk(&s, "branches/b/t/j/f", json!({"a.txt": sha256_digest(b"a")}));
+    expect_on_disk(&s, "branches/b/t/j/g", json!({"b.txt": sha256_digest(b"b")}));
     assert_eq!(journal_lines(&s), 0);
 }
 
@@ -118,14 +116,12 @@ fn a_kill_loses_nothing_and_stale_lines_are_not_replayed() {
 
     let s2 = Server::restart_copy(&s, &[NEVER]);
     assert!(s2.wait_log("journal replay: restored 3", 1), "replay not logged");
-    assert_eq!(
-        on_disk(&s2, "branches/b/t/j/f").unwrap(),
-        json!({"a.txt": sha256_digest(b"A"), "b.txt": sha256_digest(b"b")})
+    expect_on_disk(
+        &s2,
+        "branches/b/t/j/f",
+        json!({"a.txt": sha256_digest(b"A"), "b.txt": sha256_digest(b"b")}),
     );
-    assert_eq!(
-        on_disk(&s2, "branches/b/t2/j/f").unwrap(),
-        json!({"linked.txt": sha256_digest(b"b")})
-    );
+    expect_on_disk(&s2, "branches/b/t2/j/f", json!({"linked.txt": sha256_digest(b"b")}));
     assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["a.txt", "b.txt"]));
     assert_eq!(journal_lines(&s2), 0);
 }
@@ -181,10 +177,7 @@ fn a_deleted_format_stays_deleted_after_a_kill() {
     s.kill();
     let s2 = Server::restart_copy(&s, &[NEVER]);
     assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["b.txt"]));
-    assert_eq!(
-        on_disk(&s2, "branches/b/t/j/f").unwrap(),
-        json!({"b.txt": sha256_digest(b"b")})
-    );
+    expect_on_disk(&s2, "branches/b/t/j/f", json!({"b.txt": sha256_digest(b"b")}));
 }
 
 #[test]

@@ -301,20 +301,21 @@ pub fn original_python() -> PathBuf {
         let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44");
         let py = venv.join("bin/python");
         let ok = |py: &Path| {
-            Command::new(py).args(["-c", "import dlrepo"]).status().map(|s| s.success()).unwrap_or(false)
+            Command::new(py)
+                .args(["-c", "import dlrepo"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
         };
         if ok(&py) {
             return py;
         }
         let run = |cmd: &mut Command| {
-            let out = cmd.output().expect("run setup command");
-            assert!(
-                out.status.success(),
-                "setting up the original dlrepo failed ({:?}):\n{}\n{}\nOn Debian: apt-get install libldap2-dev libsasl2-dev sassc",
+            run_setup(
                 cmd,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+                "setting up the original dlrepo",
+                "On Debian: apt-get install libldap2-dev libsasl2-dev sassc",
+            )
         };
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
         run(Command::new(venv.join("bin/pip")).args(["install", "-q", "dlrepo==0.44"]));
@@ -322,6 +323,18 @@ pub fn original_python() -> PathBuf {
         py
     })
     .clone()
+}
+
+/// Runs a set-up command of the test environment; a failure names what
+/// was being set up, the command and its output, and `hint`.
+fn run_setup(cmd: &mut Command, what: &str, hint: &str) {
+    let out = cmd.output().expect("run setup command");
+    assert!(
+        out.status.success(),
+        "{what} failed ({cmd:?}):\n{}\n{}\n{hint}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn free_port() -> u16 {
@@ -569,16 +582,7 @@ pub fn original_test_suite() -> PathBuf {
         let py = original_python();
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44-sdist");
         let tests = base.join("dlrepo-0.44/tests");
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().expect("run setup command");
-            assert!(
-                out.status.success(),
-                "fetching the original test suite failed ({:?}):\n{}\n{}",
-                cmd,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
+        let run = |cmd: &mut Command| run_setup(cmd, "fetching the original test suite", "");
         let has_pytest = Command::new(&py)
             .args(["-c", "import pytest, pytest_asyncio"])
             .status()
