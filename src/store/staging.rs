@@ -208,21 +208,27 @@ impl Staging {
         }
     }
 
-    async fn flush_pending(&mut self) -> std::io::Result<()> {
+    /// What waits to be written, with the file it goes to; `None` when
+    /// nothing waits.
+    fn take_pending(&mut self) -> std::io::Result<Option<PendingWrite>> {
         self.freeze_tail();
         if self.pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
+        let file = self.file.clone().ok_or_else(closed)?;
+        let bufs = std::mem::take(&mut self.pending);
+        Ok(Some((bufs, std::mem::take(&mut self.pending_len), file)))
+    }
+
+    /// Starts writing what waits, with at most `MAX_INFLIGHT` writes in flight.
+    async fn flush_pending(&mut self) -> std::io::Result<()> {
+        let Some((bufs, len, file)) = self.take_pending()? else {
+            return Ok(());
+        };
         while self.inflight.len() >= MAX_INFLIGHT {
             self.wait_oldest().await?;
         }
-        let bufs = std::mem::take(&mut self.pending);
-        let len = std::mem::take(&mut self.pending_len);
         let pos = self.written;
-        let file = self
-            .file
-            .clone()
-            .ok_or_else(|| std::io::Error::other("staging file closed"))?;
         let task = tokio_uring::spawn(async move {
             let (res, _) = file.writev_at_all(bufs, Some(pos)).await;
             res
@@ -234,20 +240,11 @@ impl Staging {
 
     /// [`Staging::flush_pending`] awaited in place, with nothing in flight.
     async fn write_pending_now(&mut self) -> std::io::Result<()> {
-        self.freeze_tail();
-        if self.pending.is_empty() {
+        let Some((bufs, len, file)) = self.take_pending()? else {
             return Ok(());
-        }
-        let bufs = std::mem::take(&mut self.pending);
-        let len = std::mem::take(&mut self.pending_len);
-        let file = self
-            .file
-            .clone()
-            .ok_or_else(|| std::io::Error::other("staging file closed"))?;
+        };
         let (res, _) = file.writev_at_all(bufs, Some(self.written)).await;
-        if res? != len {
-            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"));
-        }
+        whole_write(res?, len)?;
         self.written += len as u64;
         Ok(())
     }
@@ -257,9 +254,7 @@ impl Staging {
             let n = task
                 .await
                 .map_err(|e| std::io::Error::other(format!("write task: {e}")))??;
-            if n != len {
-                return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"));
-            }
+            whole_write(n, len)?;
         }
         Ok(())
     }
@@ -285,9 +280,7 @@ impl Staging {
     }
 
     fn open_file(&self) -> std::io::Result<&File> {
-        self.file
-            .as_deref()
-            .ok_or_else(|| std::io::Error::other("staging file closed"))
+        self.file.as_deref().ok_or_else(closed)
     }
 
     /// Sets the file's mode through its descriptor (no path lookup).
@@ -336,6 +329,23 @@ impl Drop for Staging {
                 let _ = io::unlink_opt(&path).await;
             });
         }
+    }
+}
+
+/// Buffers to write, their total length, and the file they go to.
+type PendingWrite = (Vec<Bytes>, usize, Rc<File>);
+
+/// The error for a staging file used after it was closed.
+fn closed() -> std::io::Error {
+    std::io::Error::other("staging file closed")
+}
+
+/// A write that stopped short is an error.
+fn whole_write(written: usize, len: usize) -> std::io::Result<()> {
+    if written == len {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "short write"))
     }
 }
 
