@@ -123,7 +123,7 @@ impl Digests {
     pub fn to_bytes(&self) -> Vec<u8> {
         match &self.encoded {
             Some(e) => e.buf.clone(),
-            None => Encoded::new(&self.map).buf,
+            None => pyjson::dumps_sorted_map(&self.map).into_bytes(),
         }
     }
 }

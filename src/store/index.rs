@@ -101,7 +101,7 @@ impl Store {
             return Ok(());
         };
         let _writing = Writing::new(self, dir);
-        match io::write_file_atomic(&dir.join(".digests"), bytes, self.cfg.fsync).await {
+        match meta::write_digests(dir, bytes, self.cfg.fsync, self.durable_dirs()).await {
             Ok(()) => {}
             Err(e) if io::is_missing(&e) && !io::is_dir(dir).await => {
                 // Deleted meanwhile: nothing left to index.
@@ -110,22 +110,20 @@ impl Store {
             }
             Err(e) => return Err(e),
         }
-        if self.cfg.fsync {
-            self.dir_sync.sync(dir).await?;
-        }
         self.unflushed.borrow_mut().remove(dir);
         Ok(())
     }
 
+    /// The folder syncer when writes must be durable (`DLREPO_FSYNC`).
+    fn durable_dirs(&self) -> Option<&io::DirSyncer> {
+        self.cfg.fsync.then_some(&self.dir_sync)
+    }
+
     /// Forgets every cached fact about the tree (SIGHUP), except indexes
-    /// not yet written back (the caller checkpoints first).
+    /// not yet written back (the caller checkpoints first). Every cache key
+    /// lies below the root.
     pub fn forget_everything(&self) {
-        self.bump_digests_epoch();
-        self.lock_flags.forget_tree(None);
-        self.ready_formats.borrow_mut().clear();
-        self.known_dirs.borrow_mut().clear();
-        let unflushed = self.unflushed.borrow();
-        self.digests_cache.borrow_mut().retain(|p, _| unflushed.contains(p));
+        self.forget_tree(&self.root);
     }
 
     /// Forgets every cached fact about `dir` and everything below it, when
@@ -133,7 +131,7 @@ impl Store {
     /// Unflushed indexes are kept: they are still the truth.
     pub fn forget_tree(&self, dir: &Path) {
         self.bump_digests_epoch();
-        self.lock_flags.forget_tree(Some(dir));
+        self.lock_flags.forget_tree(dir);
         self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
         let unflushed = self.unflushed.borrow();
@@ -225,18 +223,26 @@ impl Store {
         cache.insert(format_dir.to_path_buf(), d);
     }
 
-    /// Records one artifact's digest (verbatim) in its format's index, for
-    /// a caller holding the format lock that has just linked it. Journaled
-    /// and visible at once; the file follows at the next checkpoint.
-    pub async fn record_digest(&self, format_dir: &Path, path: &str, digest: &str, blob: &Path) -> std::io::Result<()> {
-        let current = self.digests_checked(format_dir).await?;
+    /// Records one artifact's digest (verbatim) in its format's index
+    /// (`current`, as the caller read it), for a caller holding the format
+    /// lock that has just linked it. Journaled and visible at once; the
+    /// file follows at the next checkpoint.
+    pub async fn record_digest(
+        &self,
+        format_dir: &Path,
+        current: Rc<Digests>,
+        path: &str,
+        digest: &str,
+        blob: &Path,
+    ) -> std::io::Result<()> {
         self.bump_digests_epoch();
         // No copy unless a reader still holds this version.
         self.digests_cache.borrow_mut().remove(format_dir);
         let mut d = Rc::try_unwrap(current).unwrap_or_else(|rc| (*rc).clone());
         d.insert(path.to_string(), Value::String(digest.to_string()));
         let Some(journal) = self.journal.get() else {
-            io::write_file_atomic(&format_dir.join(".digests"), d.encode(), self.cfg.fsync).await?;
+            // The caller's link makes the folder durable.
+            meta::write_digests(format_dir, d.encode(), self.cfg.fsync, None).await?;
             self.cache_digests(format_dir, Rc::new(d));
             return Ok(());
         };
@@ -259,11 +265,8 @@ impl Store {
     /// post-process re-index). The caller holds the format lock.
     pub async fn write_digests(&self, format_dir: &Path, d: Digests) -> std::io::Result<()> {
         self.bump_digests_epoch();
-        let mut res = io::write_file_atomic(&format_dir.join(".digests"), d.to_bytes(), self.cfg.fsync).await;
-        if res.is_ok() && self.cfg.fsync {
-            // Durable before the journal lines it replaces can go.
-            res = self.dir_sync.sync(format_dir).await;
-        }
+        // Durable before the journal lines it replaces can go.
+        let res = meta::write_digests(format_dir, d.to_bytes(), self.cfg.fsync, self.durable_dirs()).await;
         match (&res, self.journal.get()) {
             (Ok(()), _) => {
                 self.unflushed.borrow_mut().remove(format_dir);

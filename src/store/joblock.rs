@@ -89,13 +89,10 @@ impl JobLocks {
         }
     }
 
-    /// Forgets the jobs at or below `dir` (deleted trees), or all of them.
-    pub fn forget_tree(&self, dir: Option<&Path>) {
+    /// Forgets the jobs at or below `dir`.
+    pub fn forget_tree(&self, dir: &Path) {
         self.epoch.set(self.epoch.get() + 1);
-        match dir {
-            Some(dir) => self.unlocked.borrow_mut().retain(|p| !p.starts_with(dir)),
-            None => self.unlocked.borrow_mut().clear(),
-        }
+        self.unlocked.borrow_mut().retain(|p| !p.starts_with(dir));
     }
 }
 

@@ -31,6 +31,11 @@ use crate::io::{self, DirSyncer};
 
 const PREFIX: &str = "digests-journal.";
 
+/// The file of journal generation `n` in `dir`.
+fn gen_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{PREFIX}{n}"))
+}
+
 /// One generation of the journal: the file new lines go to.
 struct Gen {
     n: u64,
@@ -70,7 +75,7 @@ impl Journal {
     }
 
     fn path(&self, n: u64) -> PathBuf {
-        self.dir.join(format!("{PREFIX}{n}"))
+        gen_path(&self.dir, n)
     }
 
     /// Appends one line; durable (when configured) when this returns.
@@ -118,7 +123,7 @@ impl Journal {
 }
 
 async fn new_gen(dir: &Path, n: u64, durable: bool, syncer: &DirSyncer) -> std::io::Result<Gen> {
-    let path = dir.join(format!("{PREFIX}{n}"));
+    let path = gen_path(dir, n);
     let file = io::open(
         &path,
         libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
@@ -203,7 +208,7 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
     let mut order: Vec<String> = Vec::new();
     let mut by_format: HashMap<String, Vec<Entry>> = HashMap::new();
     for n in &gens {
-        let bytes = std::fs::read(dir.join(format!("{PREFIX}{n}")))?;
+        let bytes = std::fs::read(gen_path(dir, *n))?;
         for e in parse(&bytes) {
             if !by_format.contains_key(&e.format) {
                 order.push(e.format.clone());
@@ -245,13 +250,9 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
         if !changed {
             continue;
         }
-        let bytes = Digests::from_map(map).encode();
-        let written = io::write_file_atomic(&fdir.join(".digests"), bytes, durable).await;
-        let synced = match written {
-            Ok(()) if durable => syncer.sync(&fdir).await,
-            other => other,
-        };
-        if let Err(e) = synced {
+        let bytes = Digests::from_map(map).to_bytes();
+        let written = meta::write_digests(&fdir, bytes, durable, durable.then_some(syncer)).await;
+        if let Err(e) = written {
             tracing::error!("journal replay: cannot write {}/.digests: {e}", fdir.display());
             failed = true;
         }
@@ -263,7 +264,7 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
         return Ok(next);
     }
     for n in gens {
-        io::unlink_opt(&dir.join(format!("{PREFIX}{n}"))).await?;
+        io::unlink_opt(&gen_path(dir, n)).await?;
     }
     Ok(next)
 }

@@ -70,8 +70,9 @@ impl Store {
         let _linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
-        // upload here rather than after the link.
-        self.digests_checked(&format_dir).await?;
+        // upload here rather than after the link. The format lock keeps
+        // this version current until the digest is recorded in it.
+        let index = self.digests_checked(&format_dir).await?;
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         // The usage lock spans the check, the link and the save.
@@ -122,7 +123,7 @@ impl Store {
             return Err(e);
         }
 
-        self.record_digest(&format_dir, &a.path, digest_header, &blob_path)
+        self.record_digest(&format_dir, index, &a.path, digest_header, &blob_path)
             .await?;
         if let Some(user) = &user {
             self.usage.save(user).await?;

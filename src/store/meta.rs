@@ -63,6 +63,22 @@ pub async fn read_digests(format_dir: &Path) -> Map<String, Value> {
     read_digests_checked(format_dir).await.unwrap_or_default()
 }
 
+/// Writes a format's `.digests` (its bytes already encoded), atomically;
+/// with `durable` the data is synced first, and with `dir_sync` the folder
+/// entry too before this returns.
+pub async fn write_digests(
+    format_dir: &Path,
+    bytes: Vec<u8>,
+    durable: bool,
+    dir_sync: Option<&io::DirSyncer>,
+) -> std::io::Result<()> {
+    io::write_file_atomic(&format_dir.join(".digests"), bytes, durable).await?;
+    match dir_sync {
+        Some(s) => s.sync(format_dir).await,
+        None => Ok(()),
+    }
+}
+
 /// [`read_digests`] for a writer: a file that cannot be read is an error
 /// (not an empty index that the rewrite would then make permanent). An
 /// unparsable file still reads as empty, as it lists nothing either way.
