@@ -100,7 +100,7 @@ impl Store {
             self.unflushed.borrow_mut().remove(dir);
             return Ok(());
         };
-        let _writing = Writing::new(self, dir);
+        let _writing = self.flushing.enter(dir.to_path_buf());
         match meta::write_digests(dir, bytes, self.cfg.fsync, self.durable_dirs()).await {
             Ok(()) => {}
             Err(e) if io::is_missing(&e) && !io::is_dir(dir).await => {
@@ -147,9 +147,7 @@ impl Store {
         self.forget_tree(dir);
         // Not by taking the format lock: the caller may hold locks that
         // an upload waiting for that format lock would need next.
-        while self.flushing.borrow().iter().any(|p| p.starts_with(dir)) {
-            self.flushed.notified().await;
-        }
+        self.flushing.wait_until_none(|p| p.starts_with(dir)).await;
     }
 
     /// The cached index of a format is newer than its file from now on;
@@ -282,29 +280,5 @@ impl Store {
             }
         }
         res
-    }
-}
-
-/// Marks a format whose `.digests` is being written back, so that a delete
-/// below it waits until the temporary file is gone.
-struct Writing<'a> {
-    store: &'a Store,
-    dir: PathBuf,
-}
-
-impl<'a> Writing<'a> {
-    fn new(store: &'a Store, dir: &Path) -> Self {
-        store.flushing.borrow_mut().insert(dir.to_path_buf());
-        Writing {
-            store,
-            dir: dir.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Writing<'_> {
-    fn drop(&mut self) {
-        self.store.flushing.borrow_mut().remove(&self.dir);
-        self.store.flushed.notify_waiters();
     }
 }

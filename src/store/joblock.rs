@@ -12,7 +12,7 @@
 //!   request does not remember a stale "unlocked".
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::io;
@@ -26,8 +26,8 @@ pub struct JobLocks {
     epoch: Cell<u64>,
     /// Jobs a lock request is working on.
     locking: RefCell<HashSet<PathBuf>>,
-    /// Per job, the uploads past their check and still linking.
-    linking: RefCell<HashMap<PathBuf, usize>>,
+    /// The jobs with uploads past their check and still linking.
+    linking: super::busy::BusyPaths,
 }
 
 impl JobLocks {
@@ -76,40 +76,18 @@ impl JobLocks {
     }
 
     /// Counts an upload into the job `dir` as linking until the guard drops.
-    pub fn linking_into(&self, dir: PathBuf) -> LinkingGuard<'_> {
-        *self.linking.borrow_mut().entry(dir.clone()).or_insert(0) += 1;
-        LinkingGuard { locks: self, dir }
+    pub fn linking_into(&self, dir: PathBuf) -> super::busy::BusyGuard<'_> {
+        self.linking.enter(dir)
     }
 
-    /// Waits until no upload is linking into the job `dir`. Lock requests
-    /// are rare, so a short poll is enough.
+    /// Waits until no upload is linking into the job `dir`.
     pub async fn linking_drained(&self, dir: &Path) {
-        while self.linking.borrow().contains_key(dir) {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
+        self.linking.wait_until_none(|p| p == dir).await;
     }
 
     /// Forgets the jobs at or below `dir`.
     pub fn forget_tree(&self, dir: &Path) {
         self.epoch.set(self.epoch.get() + 1);
         self.unlocked.borrow_mut().retain(|p| !p.starts_with(dir));
-    }
-}
-
-/// See [`JobLocks::linking_into`].
-pub struct LinkingGuard<'a> {
-    locks: &'a JobLocks,
-    dir: PathBuf,
-}
-
-impl Drop for LinkingGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.locks.linking.borrow_mut();
-        if let Some(n) = map.get_mut(&self.dir) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.dir);
-            }
-        }
     }
 }

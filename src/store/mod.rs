@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod blobs;
+mod busy;
 pub mod delete;
 pub mod digest;
 pub mod digests;
@@ -58,9 +59,8 @@ pub struct Store {
     /// One checkpoint at a time.
     checkpointing: locks::KeyLocks<()>,
     /// Formats whose `.digests` is being written back, for a delete to
-    /// wait for; `flushed` wakes it.
-    flushing: RefCell<HashSet<PathBuf>>,
-    flushed: tokio::sync::Notify,
+    /// wait for.
+    flushing: busy::BusyPaths,
     /// The root with symlinks resolved, to map a format reached through a
     /// `products/` link back to its cache key.
     canonical_root: PathBuf,
@@ -108,8 +108,7 @@ impl Store {
             journal: std::cell::OnceCell::new(),
             flush_wanted: tokio::sync::Notify::new(),
             checkpointing: locks::KeyLocks::new(),
-            flushing: RefCell::new(HashSet::new()),
-            flushed: tokio::sync::Notify::new(),
+            flushing: busy::BusyPaths::default(),
             format_locks: locks::KeyLocks::new(),
             job_locks: locks::KeyLocks::new(),
             products_locks: locks::KeyLocks::new(),
