@@ -60,11 +60,9 @@ impl Usage {
         self.set(user, used.saturating_add(new));
     }
 
+    /// Accounts a file of `size` bytes removed.
     pub async fn sub(&self, user: &str, size: u64) {
-        let used = self.get(user).await;
-        self.cached
-            .borrow_mut()
-            .insert(user.to_string(), used.saturating_sub(size));
+        self.replace(user, size, 0).await;
     }
 
     /// Replaces the usage (quota refresh).
