@@ -137,7 +137,7 @@ async fn respond_file(
     }
     if len <= SMALL_FILE {
         // One read, answered in one piece: no streaming machinery.
-        let buf = io::read_at(&file, len as usize, start).await?;
+        let buf = io::read_at(&file, stx.dev, len as usize, start).await?;
         *resp.body_mut() = Body::from_bytes(buf);
         return Ok(resp);
     }

@@ -32,6 +32,8 @@ pub struct Stat {
     pub mtime_nsec: u32,
     /// Status change time in nanoseconds (detects files a command rewrote).
     pub ctime_ns: i128,
+    /// The file system's device number.
+    pub dev: u64,
 }
 
 impl Stat {
@@ -106,20 +108,20 @@ pub async fn open_read(path: &Path) -> io::Result<File> {
     }
 }
 
-/// Reads exactly `len` bytes at `pos`; end of file before that is an error.
+/// Reads exactly `len` bytes at `pos` of a file on device `dev`; end of
+/// file before that is an error.
 ///
 /// Data in the page cache is copied with a plain `preadv2(RWF_NOWAIT)`,
 /// which fails with `EAGAIN` instead of waiting for the disk. tmpfs may
 /// refuse the flag (`EOPNOTSUPP`, seen here for some files); its pages
-/// never wait for a disk, so it is then read plainly. Anything else goes to
-/// the ring.
-pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
+/// never wait for a disk, so it is then read plainly, and files of that
+/// device are read plainly from then on. Anything else goes to the ring.
+pub async fn read_at(file: &File, dev: u64, len: usize, pos: u64) -> io::Result<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     // Not zeroed: the kernel fills it, and only what it filled is kept.
     let mut buf: Vec<u8> = Vec::with_capacity(len);
-    // tmpfs: read without RWF_NOWAIT, which it refuses.
-    let mut plain = false;
+    let mut plain = PLAIN_READ_DEVS.with(|d| d.borrow().contains(&dev));
     while buf.len() < len {
         let done = buf.len();
         let off = (pos + done as u64) as i64;
@@ -148,7 +150,10 @@ pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => {}
-            Some(libc::EOPNOTSUPP) if !plain && on_tmpfs(fd) => plain = true,
+            Some(libc::EOPNOTSUPP) if !plain && on_tmpfs(fd) => {
+                PLAIN_READ_DEVS.with(|d| d.borrow_mut().push(dev));
+                plain = true;
+            }
             // Not all cached, or no RWF_NOWAIT here: the ring waits for it.
             Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::EINVAL) if !plain => break,
             _ => return Err(err),
@@ -163,6 +168,12 @@ pub async fn read_at(file: &File, len: usize, pos: u64) -> io::Result<Vec<u8>> {
         buf.extend_from_slice(&rest);
     }
     Ok(buf)
+}
+
+thread_local! {
+    /// The tmpfs devices seen refusing `RWF_NOWAIT`: each costs a failed
+    /// read and an `fstatfs` once, not on every small download.
+    static PLAIN_READ_DEVS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Whether `fd` lives on tmpfs (or ramfs), whose reads never wait for a disk.
@@ -219,6 +230,7 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
         mtime_sec: buf.stx_mtime.tv_sec,
         mtime_nsec: buf.stx_mtime.tv_nsec,
         ctime_ns: buf.stx_ctime.tv_sec as i128 * 1_000_000_000 + buf.stx_ctime.tv_nsec as i128,
+        dev: libc::makedev(buf.stx_dev_major, buf.stx_dev_minor),
     })
 }
 
@@ -238,6 +250,7 @@ pub fn fstat(file: &File) -> io::Result<Stat> {
         mtime_sec: st.st_mtime,
         mtime_nsec: st.st_mtime_nsec as u32,
         ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+        dev: st.st_dev,
     })
 }
 
@@ -692,5 +705,31 @@ mod tests {
             assert!(seen.insert(h), "a name came twice");
         }
         assert_eq!(random_hex(3000).len(), 6000, "more than is left in the pool");
+    }
+
+    #[test]
+    fn read_at_gives_the_same_bytes_on_every_path() {
+        // The work disk (RWF_NOWAIT or the ring) and tmpfs (refused once,
+        // then read plainly), each read twice so the remembered device is used.
+        let dirs = [
+            Some(std::env::temp_dir()),
+            Some(PathBuf::from("/dev/shm")).filter(|d| d.is_dir()),
+        ];
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for dir in dirs.into_iter().flatten() {
+            let path = dir.join(format!("read-at-{}", random_hex(8)));
+            std::fs::write(&path, &data).expect("write the test file");
+            tokio_uring::start(async {
+                for _ in 0..2 {
+                    let f = open_read(&path).await.expect("open");
+                    let st = fstat(&f).expect("fstat");
+                    assert_eq!(read_at(&f, st.dev, 10_000, 0).await.expect("whole"), data);
+                    assert_eq!(read_at(&f, st.dev, 100, 9_000).await.expect("tail"), data[9_000..9_100]);
+                    let past_end = read_at(&f, st.dev, 100, 9_950).await;
+                    assert_eq!(past_end.map_err(|e| e.kind()), Err(io::ErrorKind::UnexpectedEof));
+                }
+            });
+            std::fs::remove_file(&path).expect("remove the test file");
+        }
     }
 }
