@@ -204,3 +204,35 @@ fn a_kill_during_post_process_loses_nothing() {
     let s2 = Server::restart_copy(&s, &[NEVER]);
     assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["a.txt"]));
 }
+
+#[test]
+fn concurrent_uploads_into_one_format_survive_a_kill_amid_checkpoints() {
+    // Checkpoints run every few milliseconds while 8 clients upload into
+    // the same format, so some journal lines are written after the
+    // checkpoint that covers them has started. A kill then must lose none.
+    let mut s = Server::start_with(&[("DLREPO_DIGESTS_FLUSH_DELAY_MS", "3")]);
+    let s_ref = &s;
+    std::thread::scope(|sc| {
+        for t in 0..8 {
+            sc.spawn(move || {
+                for i in 0..40 {
+                    let name = format!("t{t}-{i}.txt");
+                    s_ref
+                        .put_file(&format!("/branches/b/t/j/f/{name}"), name.as_bytes())
+                        .expect(201);
+                }
+            });
+        }
+    });
+    s.kill();
+    let s2 = Server::restart_copy(&s, &[NEVER]);
+    s2.flush();
+    let expected: serde_json::Map<String, serde_json::Value> = (0..8)
+        .flat_map(|t| (0..40).map(move |i| format!("t{t}-{i}.txt")))
+        .map(|name| {
+            let digest = sha256_digest(name.as_bytes());
+            (name, json!(digest))
+        })
+        .collect();
+    expect_on_disk(&s2, "branches/b/t/j/f", serde_json::Value::Object(expected));
+}

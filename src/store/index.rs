@@ -223,8 +223,10 @@ impl Store {
 
     /// Records one artifact's digest (verbatim) in its format's index
     /// (`current`, as the caller read it), for a caller holding the format
-    /// lock that has just linked it. Journaled and visible at once; the
-    /// file follows at the next checkpoint.
+    /// lock that has just linked it. Visible at once; the file follows at
+    /// the next checkpoint. Returns the journal line that vouches for it
+    /// until then, for [`Store::append_journal`] once the lock is released;
+    /// `None` when the file itself was written.
     pub async fn record_digest(
         &self,
         format_dir: &Path,
@@ -232,29 +234,41 @@ impl Store {
         path: &str,
         digest: &str,
         blob: &Path,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<Vec<u8>>> {
         self.bump_digests_epoch();
         // No copy unless a reader still holds this version.
         self.digests_cache.borrow_mut().remove(format_dir);
         let mut d = Rc::try_unwrap(current).unwrap_or_else(|rc| (*rc).clone());
         d.insert(path.to_string(), Value::String(digest.to_string()));
-        let Some(journal) = self.journal.get() else {
+        if self.journal.get().is_none() {
             // The caller's link makes the folder durable.
             meta::write_digests(format_dir, d.encode(), self.cfg.fsync, None).await?;
             self.cache_digests(format_dir, Rc::new(d));
-            return Ok(());
-        };
+            return Ok(None);
+        }
         self.cache_digests(format_dir, Rc::new(d));
         self.mark_unflushed(format_dir);
-        let line = journal::line(
+        Ok(Some(journal::line(
             format_dir.strip_prefix(&self.root).unwrap_or(format_dir),
             path,
             digest,
             blob.strip_prefix(&self.root).unwrap_or(blob),
-        );
+        )))
+    }
+
+    /// Appends the journal line of an upload recorded by
+    /// [`Store::record_digest`]; the upload is answered only after this.
+    /// Called without the format lock, so uploads into one format do not
+    /// queue behind each other's journal writes: a checkpoint meanwhile
+    /// writes the index, entry included, before it drops any journal file.
+    /// If the journal cannot take the line, the index is written at once.
+    pub async fn append_journal(&self, format_dir: &Path, line: Vec<u8>) -> std::io::Result<()> {
+        let Some(journal) = self.journal.get() else {
+            return Ok(());
+        };
         if let Err(e) = journal.append(line, &self.dir_sync).await {
             tracing::warn!("digests journal: {e}; writing {}/.digests now", format_dir.display());
-            self.flush_format_locked(format_dir).await?;
+            self.flush_format(format_dir).await?;
         }
         Ok(())
     }

@@ -123,7 +123,8 @@ impl Store {
             return Err(e);
         }
 
-        self.record_digest(&format_dir, index, &a.path, digest_header, &blob_path)
+        let line = self
+            .record_digest(&format_dir, index, &a.path, digest_header, &blob_path)
             .await?;
         if let Some(user) = &user {
             self.usage.save(user).await?;
@@ -135,7 +136,16 @@ impl Store {
             dirs.push(p.to_path_buf());
         }
         dirs.extend(created.dirs.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
-        self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;
+        let journaled = async {
+            match line {
+                Some(line) => self.append_journal(&format_dir, line).await,
+                None => Ok(()),
+            }
+        };
+        // The journal line and the folder syncs do not depend on each other.
+        let (journaled, synced) = tokio::join!(journaled, self.sync_dirs(dirs.iter().map(PathBuf::as_path)));
+        journaled?;
+        synced?;
         Ok(())
     }
 
