@@ -6,6 +6,7 @@
 //! cargo bench --bench load -- --dir /some/where # one location
 //! cargo bench --bench load -- --quick           # smaller sizes, for a smoke run
 //! cargo bench --bench load -- --servers ours,nginx --small 40000   # a subset, more small files
+//! cargo bench --bench load -- --small-only --download-rounds 10    # (d) reads every file 10 times
 //! ```
 //!
 //! Scenarios: (a) 4 × 512 MiB uploads, one at a time; (b) 20 000 × 4 KiB
@@ -40,6 +41,9 @@ struct Opts {
     servers: Option<Vec<String>>,
     /// `--small-only`: skip the large transfers (a) and (e).
     small_only: bool,
+    /// `--download-rounds K`: (d) reads every small file K times (default 1),
+    /// for a measurement longer than a third of a second.
+    download_rounds: usize,
 }
 
 fn parse_opts() -> Opts {
@@ -48,6 +52,7 @@ fn parse_opts() -> Opts {
     let mut dirs = Vec::new();
     let mut servers = None;
     let mut small = None;
+    let mut rounds = 1;
     let mut i = 0;
     while i < args.len() {
         let val = args.get(i + 1).cloned();
@@ -55,6 +60,10 @@ fn parse_opts() -> Opts {
             ("--dir", Some(d)) => dirs.push(PathBuf::from(d)),
             ("--servers", Some(l)) => servers = Some(l.split(',').map(str::to_string).collect()),
             ("--small", Some(n)) => small = Some(n.parse().expect("--small takes a count")),
+            ("--download-rounds", Some(n)) => {
+                rounds = n.parse().expect("--download-rounds takes a count");
+                assert!(rounds > 0, "--download-rounds takes a positive count");
+            }
             _ => {
                 i += 1;
                 continue;
@@ -79,6 +88,7 @@ fn parse_opts() -> Opts {
         peers: !args.iter().any(|a| a == "--no-peers"),
         servers,
         small_only: args.iter().any(|a| a == "--small-only"),
+        download_rounds: rounds,
     }
 }
 
@@ -572,8 +582,9 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     // (d) small downloads at c=64, every body compared.
     s.reset_peak_rss();
     let t = Instant::now();
-    let n = d.small.len();
-    let lat = parallel(s.port, o.conns, n, |i, c| {
+    let n = d.small.len() * o.download_rounds;
+    let lat = parallel(s.port, o.conns, n, |k, c| {
+        let i = k % d.small.len();
         let (st, body, _) = c.send("GET", &small_path(s, o.conns, i), &[], b"", true);
         assert_eq!(st, 200, "{}: small download", s.kind.label());
         assert!(body == d.small[i], "{}: wrong bytes for small file {i}", s.kind.label());
