@@ -84,7 +84,7 @@ mod tests {
             tokio::time::timeout(std::time::Duration::from_secs(5), task)
                 .await
                 .expect("the waiter was not woken")
-                .unwrap();
+                .expect("the waiter task ended normally");
             assert!(done.get());
             // An unrelated busy path does not hold anyone up.
             busy.wait_until_none(|p| p.starts_with("/r/a")).await;
