@@ -236,3 +236,37 @@ fn concurrent_uploads_into_one_format_survive_a_kill_amid_checkpoints() {
         .collect();
     expect_on_disk(&s2, "branches/b/t/j/f", serde_json::Value::Object(expected));
 }
+
+#[test]
+fn a_journal_that_refuses_lines_falls_back_to_writing_the_index() {
+    // Concurrent uploads by one user into one format while every journal
+    // append fails: each upload writes the index itself instead, and none
+    // may wait forever on another (the fallback takes the format lock).
+    let tmp = tempfile::tempdir().unwrap();
+    let fail = tmp.path().join("fail");
+    std::fs::write(&fail, b"").unwrap();
+    let s = Server::start_with(&[NEVER, ("DLREPO_TEST_JOURNAL_FAIL", fail.to_str().unwrap())]);
+    let s_ref = &s;
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            sc.spawn(move || {
+                for i in 0..10 {
+                    let name = format!("t{t}-{i}.txt");
+                    s_ref
+                        .put_file(&format!("/~alice/branches/b/t/j/f/{name}"), name.as_bytes())
+                        .expect(201);
+                }
+            });
+        }
+    });
+    let expected: serde_json::Map<String, serde_json::Value> = (0..4)
+        .flat_map(|t| (0..10).map(move |i| format!("t{t}-{i}.txt")))
+        .map(|name| {
+            let digest = sha256_digest(name.as_bytes());
+            (name, json!(digest))
+        })
+        .collect();
+    // Written at once, without any checkpoint.
+    expect_on_disk(&s, "users/alice/branches/b/t/j/f", serde_json::Value::Object(expected));
+    assert_eq!(journal_lines(&s), 0);
+}

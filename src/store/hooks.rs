@@ -1,9 +1,11 @@
-//! Test-only pause point of the link step, compiled into debug builds only.
+//! Test-only hooks of the store, compiled into debug builds only.
 //!
 //! With `DLREPO_TEST_LINK_HOLD=<file>` set, an upload that has passed its
 //! lock check under the format lock waits there while `<file>` exists,
 //! after writing `<file>.paused`. Tests use it to send a lock request at
-//! that moment. Release builds contain none of this.
+//! that moment. With `DLREPO_TEST_JOURNAL_FAIL=<file>` set, appends to the
+//! `.digests` journal fail while `<file>` exists, as on a full disk.
+//! Release builds contain none of this.
 
 #[cfg(debug_assertions)]
 pub async fn link_hold() {
@@ -25,3 +27,14 @@ pub async fn link_hold() {
 
 #[cfg(not(debug_assertions))]
 pub async fn link_hold() {}
+
+/// Whether a journal append should fail now (`DLREPO_TEST_JOURNAL_FAIL`).
+#[cfg(debug_assertions)]
+pub fn journal_append_fails() -> bool {
+    std::env::var_os("DLREPO_TEST_JOURNAL_FAIL").is_some_and(|f| std::path::Path::new(&f).exists())
+}
+
+#[cfg(not(debug_assertions))]
+pub fn journal_append_fails() -> bool {
+    false
+}

@@ -80,6 +80,11 @@ impl Journal {
 
     /// Appends one line; durable (when configured) when this returns.
     pub async fn append(&self, line: Vec<u8>, syncer: &DirSyncer) -> std::io::Result<()> {
+        if super::hooks::journal_append_fails() {
+            // A real write fails after a trip through the ring.
+            tokio::task::yield_now().await;
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
         let (file, pos, n) = {
             let mut g = self.cur.borrow_mut();
             let pos = g.len;

@@ -60,14 +60,14 @@ impl Store {
         let format_dir = a.format_dir();
         let target = format_dir.join(&a.path);
         let user = a.job.repo.user.clone();
-        let _format_guard = self.format_locks.lock(format_dir.clone()).await;
+        let format_guard = self.format_locks.lock(format_dir.clone()).await;
         // Checked again under the format lock: the job may have been locked
         // while the body was streaming.
         let internal = self.cfg.is_internal_format(&a.format);
         if !internal && self.job_locked(&a.job).await {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
-        let _linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
+        let linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link. The format lock keeps
@@ -76,7 +76,7 @@ impl Store {
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         // The usage lock spans the check, the link and the save.
-        let _usage = match &user {
+        let usage_guard = match &user {
             Some(u) => Some(self.usage_locks.lock(u.clone()).await),
             None => None,
         };
@@ -126,10 +126,17 @@ impl Store {
         let line = self
             .record_digest(&format_dir, index, &a.path, digest_header, &blob_path)
             .await?;
-        if let Some(user) = &user {
-            self.usage.save(user).await?;
-        }
-        drop(_format_guard);
+        // The entry is recorded whatever happens to the usage file, so its
+        // journal line goes out either way.
+        let saved = match &user {
+            Some(user) => self.usage.save(user).await,
+            None => Ok(()),
+        };
+        // No lock is needed from here on, and a journal append that fails
+        // takes the format lock again to write the index instead: holding
+        // the usage lock then would deadlock with an upload or a delete that
+        // holds the format lock and waits for the usage lock.
+        drop((usage_guard, linking, format_guard));
 
         let mut dirs: Vec<PathBuf> = vec![format_dir.clone()];
         if let Some(p) = target.parent() {
@@ -144,6 +151,7 @@ impl Store {
         };
         // The journal line and the folder syncs do not depend on each other.
         let (journaled, synced) = tokio::join!(journaled, self.sync_dirs(dirs.iter().map(PathBuf::as_path)));
+        saved?;
         journaled?;
         synced?;
         Ok(())
