@@ -67,7 +67,7 @@ impl Store {
         if !internal && self.job_locked(&a.job).await {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
-        let linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
+        let _linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link. The format lock keeps
@@ -135,8 +135,10 @@ impl Store {
         // No lock is needed from here on, and a journal append that fails
         // takes the format lock again to write the index instead: holding
         // the usage lock then would deadlock with an upload or a delete that
-        // holds the format lock and waits for the usage lock.
-        drop((usage_guard, linking, format_guard));
+        // holds the format lock and waits for the usage lock. The linking
+        // mark stays until the end, so a lock request still waits for this
+        // upload's line and folder syncs; it takes no format lock before.
+        drop((usage_guard, format_guard));
 
         let mut dirs: Vec<PathBuf> = vec![format_dir.clone()];
         if let Some(p) = target.parent() {
