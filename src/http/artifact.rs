@@ -26,7 +26,7 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
         }
         return Err(HttpError::bad_request(path));
     }
-    let full = loc.dir.join(path);
+    let full = io::join(&loc.dir, path);
     // Open first: on the common path (the file exists) this answers the
     // format and file existence checks with one ring operation.
     let file = match io::open_read(&full).await {
@@ -71,19 +71,23 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
         return Ok(respond::redirect(&format!("{}{}", loc.url, path)));
     }
     let digests = loc.digests(ctx).await;
+    let container;
     let digest = match digests.get(path).and_then(|v| v.as_str()) {
-        Some(d) => Some(d.to_string()),
-        None => container_digest(&loc.name, path),
+        Some(d) => Some(d),
+        None => {
+            container = container_digest(&loc.name, path);
+            container.as_deref()
+        }
     };
     if is_head {
         let mut r = respond::ok_empty();
         r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(st.size));
-        if let Some(d) = digest.as_deref().and_then(|d| HeaderValue::from_str(d).ok()) {
+        if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
             r.headers_mut().insert("digest", d);
         }
         return Ok(r);
     }
-    file::serve_open(ctx, req, &full, file, st, digest.as_deref()).await
+    file::serve_open(ctx, req, &full, file, st, digest).await
 }
 
 /// `HEAD` with `Digest`: does the blob exist? Renews its lease if so.

@@ -63,38 +63,48 @@ async fn respond_file(
 ) -> HttpResult<Response<Body>> {
     let size = stx.size;
     let mtime_ns = stx.mtime_ns();
-    let etag = format!("\"{:x}-{:x}\"", mtime_ns.max(0), size);
+    // Formatted on the stack: the header value is the only copy made.
+    let mut etag_buf = [0u8; 64];
+    let etag = {
+        use std::io::Write;
+        let mut w = std::io::Cursor::new(&mut etag_buf[..]);
+        let _ = write!(w, "\"{:x}-{:x}\"", mtime_ns.max(0), size);
+        let n = w.position() as usize;
+        std::str::from_utf8(&etag_buf[..n]).unwrap_or_default()
+    };
     let mtime = UNIX_EPOCH + Duration::from_secs(stx.mtime_sec.max(0) as u64);
 
     let mut resp = Response::new(Body::empty());
+    // Room for every header of a file answer, so the map is allocated once.
+    *resp.headers_mut() = header::HeaderMap::with_capacity(8);
     let h = resp.headers_mut();
     if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
         h.insert(DIGEST, d);
     }
-    h.insert(header::ETAG, hv(&etag));
+    h.insert(header::ETAG, hv(etag));
     h.insert(header::LAST_MODIFIED, last_modified(mtime));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
 
     // Preconditions first (412), then cache validators (304).
-    if let Some(im) = req.header("if-match") {
+    if let Some(im) = req.header(header::IF_MATCH) {
         if im.trim() != "*" && !im.split(',').any(|t| t.trim() == etag) {
             return Ok(status_only(resp, StatusCode::PRECONDITION_FAILED));
         }
     }
     if let Some(since) = req
-        .header("if-unmodified-since")
+        .header(header::IF_UNMODIFIED_SINCE)
         .and_then(|v| httpdate::parse_http_date(v).ok())
     {
         if mtime > since {
             return Ok(status_only(resp, StatusCode::PRECONDITION_FAILED));
         }
     }
-    if let Some(inm) = req.header("if-none-match") {
+    if let Some(inm) = req.header(header::IF_NONE_MATCH) {
         if inm.trim() == "*" || inm.split(',').any(|t| t.trim().trim_start_matches("W/") == etag) {
             return Ok(status_only(resp, StatusCode::NOT_MODIFIED));
         }
     } else if let Some(since) = req
-        .header("if-modified-since")
+        .header(header::IF_MODIFIED_SINCE)
         .and_then(|v| httpdate::parse_http_date(v).ok())
     {
         if mtime <= since {
@@ -107,12 +117,12 @@ async fn respond_file(
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     let mut start = 0;
     let mut len = size;
-    let range_applies = match req.header("if-range") {
+    let range_applies = match req.header(header::IF_RANGE) {
         None => true,
         // Like the original, only a date form of If-Range is honoured.
         Some(v) => httpdate::parse_http_date(v).map(|d| mtime <= d).unwrap_or(true),
     };
-    if let (Some(range), true) = (req.header("range"), range_applies) {
+    if let (Some(range), true) = (req.header(header::RANGE), range_applies) {
         match parse_range(range, size) {
             RangeSpec::Ignore => {}
             RangeSpec::Unsatisfiable => {

@@ -58,12 +58,9 @@ pub async fn resolve(ctx: &Ctx, access: &Access, addr: &FormatAddr, write: bool)
     let loc = match parent {
         Parent::Job { branch, tag, job } => {
             let jr = job_ref(access, repo.clone(), branch, tag, job, write).await?;
-            let mut url = jr.url();
-            url.push_str(&fname);
-            url.push('/');
             FormatLoc {
-                dir: jr.dir().join(&fname),
-                url,
+                dir: jr.repo.format_dir(&jr.branch, &jr.tag, &jr.job, &fname),
+                url: jr.format_url(&fname),
                 job: Some(jr),
                 name: fname,
             }

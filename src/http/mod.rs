@@ -60,7 +60,9 @@ impl Req {
     pub fn method(&self) -> &Method {
         &self.parts.method
     }
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// A header's value as text. Takes a `HeaderName` constant as well as a
+    /// string; the constant saves parsing the name on every request.
+    pub fn header<K: hyper::header::AsHeaderName>(&self, name: K) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
     pub fn query(&self) -> Vec<(String, String)> {
@@ -238,7 +240,8 @@ async fn resolve_tag(
                 .await?
                 .ok_or_else(HttpError::not_found)
         }
-        None => name(&tag),
+        None if names::is_valid_name(&tag) => Ok(tag),
+        None => Err(HttpError::not_found()),
     }
 }
 

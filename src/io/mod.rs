@@ -108,6 +108,15 @@ pub async fn open_read(path: &Path) -> io::Result<File> {
     }
 }
 
+/// `base.join(rel)` for a relative `rel`, allocated once at its final size
+/// (`Path::join` starts from `base`'s size and grows).
+pub fn join(base: &Path, rel: &str) -> PathBuf {
+    let mut p = PathBuf::with_capacity(base.as_os_str().len() + 1 + rel.len());
+    p.push(base);
+    p.push(rel);
+    p
+}
+
 /// Reads exactly `len` bytes at `pos` of a file on device `dev`; end of
 /// file before that is an error.
 ///

@@ -41,6 +41,8 @@ pub use repo::Repo;
 /// Shared state of the storage layer, owned by the runtime thread.
 pub struct Store {
     pub root: PathBuf,
+    /// The repository at the root, shared by its requests.
+    base_repo: Repo,
     pub cfg: Rc<Config>,
     /// Blobs inside a request's check → touch → link/rename sequence, and
     /// the one the orphan GC is deciding about.
@@ -100,6 +102,7 @@ impl Store {
         Rc::new(Store {
             canonical_root,
             root: cfg.root_dir.clone(),
+            base_repo: Repo::new(&cfg.root_dir, None),
             usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
             cfg,
             pins: pins::PinTable::new(),
@@ -124,7 +127,11 @@ impl Store {
     }
 
     pub fn repo(&self, user: Option<&str>) -> Repo {
-        Repo::new(&self.root, user)
+        match user {
+            // Every request of the base repository shares this one.
+            None => self.base_repo.clone(),
+            Some(_) => Repo::new(&self.root, user),
+        }
     }
 
     pub fn uploads_dir(&self) -> PathBuf {

@@ -1,12 +1,13 @@
 //! Paths of a repository: the base one at the root, or `users/<user>/`.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-/// A base or user repository.
+/// A base or user repository. Cloning one shares its folder's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repo {
     /// `<root>` or `<root>/users/<user>`.
-    pub dir: PathBuf,
+    pub dir: Rc<Path>,
     /// Lowercased user name for user repositories.
     pub user: Option<String>,
 }
@@ -15,11 +16,11 @@ impl Repo {
     pub fn new(root: &Path, user: Option<&str>) -> Repo {
         match user {
             None => Repo {
-                dir: root.to_path_buf(),
+                dir: Rc::from(root),
                 user: None,
             },
             Some(u) => Repo {
-                dir: root.join("users").join(u),
+                dir: Rc::from(root.join("users").join(u)),
                 user: Some(u.to_string()),
             },
         }
@@ -50,17 +51,24 @@ impl Repo {
     }
 
     pub fn job_dir(&self, b: &str, t: &str, j: &str) -> PathBuf {
-        // Sized once: this runs for every artifact request.
-        let mut p = self.branches_dir();
-        p.reserve(b.len() + t.len() + j.len() + 3);
-        p.push(b);
-        p.push(t);
-        p.push(j);
-        p
+        self.below_branches(&[b, t, j])
     }
 
     pub fn format_dir(&self, b: &str, t: &str, j: &str, f: &str) -> PathBuf {
-        self.job_dir(b, t, j).join(f)
+        self.below_branches(&[b, t, j, f])
+    }
+
+    /// `branches/<names…>`, allocated once at its final size: this runs
+    /// for every artifact request.
+    fn below_branches(&self, names: &[&str]) -> PathBuf {
+        let len = self.dir.as_os_str().len() + "/branches".len() + names.iter().map(|n| n.len() + 1).sum::<usize>();
+        let mut p = PathBuf::with_capacity(len);
+        p.push(&self.dir);
+        p.push("branches");
+        for n in names {
+            p.push(n);
+        }
+        p
     }
 }
 
@@ -81,11 +89,60 @@ impl JobRef {
         self.repo.tag_dir(&self.branch, &self.tag)
     }
     pub fn url(&self) -> String {
-        let mut u = self.repo.url_prefix();
-        u.reserve(self.branch.len() + self.tag.len() + self.job.len() + 14);
-        for part in ["/branches/", &self.branch, "/", &self.tag, "/", &self.job, "/"] {
+        self.url_below("")
+    }
+
+    /// The URL of a format of this job (with its trailing slash).
+    pub fn format_url(&self, format: &str) -> String {
+        self.url_below(format)
+    }
+
+    /// The job's URL followed by `rest/` (nothing more when `rest` is
+    /// empty), allocated once at its final size.
+    fn url_below(&self, rest: &str) -> String {
+        let user = self.repo.user.as_deref();
+        let parts = ["/branches/", &self.branch, "/", &self.tag, "/", &self.job, "/", rest];
+        let len = user.map_or(0, |u| u.len() + 2) + parts.iter().map(|p| p.len()).sum::<usize>() + 1;
+        let mut u = String::with_capacity(len);
+        if let Some(user) = user {
+            u.push_str("/~");
+            u.push_str(user);
+        }
+        for part in parts {
             u.push_str(part);
         }
+        if !rest.is_empty() {
+            u.push('/');
+        }
         u
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_and_urls_of_jobs_and_formats() {
+        let root = Path::new("/srv/dlrepo");
+        for (user, dir, url) in [
+            (None, "/srv/dlrepo/branches/b/t/j", "/branches/b/t/j/"),
+            (
+                Some("alice"),
+                "/srv/dlrepo/users/alice/branches/b/t/j",
+                "/~alice/branches/b/t/j/",
+            ),
+        ] {
+            let jr = JobRef {
+                repo: Repo::new(root, user),
+                branch: "b".into(),
+                tag: "t".into(),
+                job: "j".into(),
+            };
+            assert_eq!(jr.dir(), Path::new(dir));
+            assert_eq!(jr.repo.format_dir("b", "t", "j", "f"), Path::new(dir).join("f"));
+            assert_eq!(jr.url(), url);
+            assert_eq!(jr.format_url("deb"), format!("{url}deb/"));
+        }
     }
 }
