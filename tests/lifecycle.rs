@@ -665,3 +665,48 @@ fn concurrent_metadata_patches_of_one_job_keep_every_key() {
     }
     assert!(s.path("products/foobar/x86/1.0/1.0/fmt").exists());
 }
+
+/// A delete of a job waits for the uploads already linking into it, and
+/// uploads that arrive meanwhile wait for the delete, then create the job
+/// anew: nothing links into a folder being removed, and no index keeps an
+/// entry for a removed file.
+#[test]
+fn a_job_delete_and_uploads_into_the_job_take_turns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hold = tmp.path().join("hold");
+    let paused = tmp.path().join("hold.paused");
+    let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
+    put(&s, "/branches/b/t/j/f/old", "old");
+    std::fs::write(&hold, b"").unwrap();
+    std::thread::scope(|sc| {
+        let held = sc.spawn(|| s.put_file("/branches/b/t/j/f/held", b"held"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !paused.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upload never reached the link step"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let delete = sc.spawn(|| s.delete("/branches/b/t/j/"));
+        assert!(s.wait_log("waiting for uploads still linking", 1));
+        // Arrives while the delete waits: it must wait for the delete too.
+        let late = sc.spawn(|| s.put_file("/branches/b/t/j/f/late", b"late"));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!delete.is_finished(), "the delete did not wait for the linking upload");
+        assert!(!late.is_finished(), "an upload went ahead during the delete");
+        std::fs::remove_file(&hold).unwrap();
+        held.join().unwrap().expect(201);
+        delete.join().unwrap().expect(200);
+        late.join().unwrap().expect(201);
+    });
+    // Only the upload that came after the delete is left.
+    assert_eq!(
+        s.get("/branches/b/t/j/f/").json()["artifact_format"]["files"],
+        json!(["late"])
+    );
+    s.flush();
+    let digests = std::fs::read_to_string(s.path("branches/b/t/j/f/.digests")).unwrap();
+    assert_eq!(digests, format!("{{\"late\": \"{}\"}}", sha256_digest(b"late")));
+    assert!(s.path("branches/b/t/j/.stamp").exists() && s.path("branches/b/t/.stamp").exists());
+}

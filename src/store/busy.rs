@@ -26,6 +26,11 @@ impl BusyPaths {
         BusyGuard { busy: self, path }
     }
 
+    /// Whether some busy path satisfies `matches`.
+    pub fn any(&self, matches: impl Fn(&Path) -> bool) -> bool {
+        self.counts.borrow().keys().any(|p| matches(p))
+    }
+
     /// Returns once no busy path satisfies `matches`.
     pub async fn wait_until_none(&self, matches: impl Fn(&Path) -> bool) {
         // One thread: nothing can release a path between the check and the

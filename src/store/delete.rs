@@ -116,6 +116,7 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let _job = self.job_locks.lock(dir.clone()).await;
+        let _removing = self.lock_flags.begin_removal(&dir).await;
         {
             let _products = self.products_locks.lock(job.repo.products_dir()).await;
             products::remove_product_links(job).await?;
@@ -157,6 +158,7 @@ impl Store {
     /// The caller has checked the tag may be deleted.
     pub async fn delete_tag_unchecked(self: &Rc<Self>, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
         let dir = repo.tag_dir(branch, tag);
+        let _removing = self.lock_flags.begin_removal(&dir).await;
         for job in tree::list_dirs(&dir).await? {
             let jr = JobRef {
                 repo: repo.clone(),
@@ -192,6 +194,7 @@ impl Store {
         for tag in &tags {
             self.check_tag_deletable(repo, branch, tag).await?;
         }
+        let _removing = self.lock_flags.begin_removal(&dir).await;
         for tag in &tags {
             self.delete_tag_unchecked(repo, branch, tag).await?;
         }

@@ -10,6 +10,9 @@
 //!   may be creating a format it cannot see yet) before checking formats.
 //! * Every change bumps an epoch, so a disk lookup that overlapped a lock
 //!   request does not remember a stale "unlocked".
+//! * A delete of a job, tag or branch marks its folder the same way: uploads
+//!   into a job below it wait until the folder is gone (and then create it
+//!   anew), and those already linking finish before anything is removed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -28,32 +31,40 @@ pub struct JobLocks {
     locking: RefCell<HashSet<PathBuf>>,
     /// The jobs with uploads past their check and still linking.
     linking: super::busy::BusyPaths,
+    /// Job, tag and branch folders being deleted.
+    removing: super::busy::BusyPaths,
 }
 
 impl JobLocks {
     /// Whether the job folder `dir` is locked or being locked.
     pub async fn is_locked(&self, dir: &Path) -> bool {
-        if self.locking.borrow().contains(dir) {
-            return true;
-        }
-        if self.unlocked.borrow().contains(dir) {
-            return false;
-        }
-        let epoch = self.epoch.get();
-        match io::exists_checked(&dir.join(".locked")).await {
-            Ok(true) => true,
-            Ok(false) => {
-                if self.epoch.get() == epoch {
+        loop {
+            if self.locking.borrow().contains(dir) {
+                return true;
+            }
+            if self.unlocked.borrow().contains(dir) {
+                return false;
+            }
+            let epoch = self.epoch.get();
+            let found = io::exists_checked(&dir.join(".locked")).await;
+            if self.epoch.get() != epoch {
+                // A lock request began (or ended) during the lookup: its
+                // answer may already be stale, so look again.
+                continue;
+            }
+            return match found {
+                Ok(true) => true,
+                Ok(false) => {
                     let mut set = self.unlocked.borrow_mut();
                     if set.len() >= UNLOCKED_JOBS {
                         set.clear();
                     }
                     set.insert(dir.to_path_buf());
+                    false
                 }
-                false
-            }
-            // As without the cache: an unreadable flag does not block uploads.
-            Err(_) => false,
+                // As without the cache: an unreadable flag does not block uploads.
+                Err(_) => false,
+            };
         }
     }
 
@@ -83,6 +94,26 @@ impl JobLocks {
     /// Waits until no upload is linking into the job `dir`.
     pub async fn linking_drained(&self, dir: &Path) {
         self.linking.wait_until_none(|p| p == dir).await;
+    }
+
+    /// A delete of the folder `dir` (a job, tag or branch) starts: uploads
+    /// into jobs below it wait until the guard drops, and those already
+    /// linking there are waited for before this returns.
+    pub async fn begin_removal(&self, dir: &Path) -> super::busy::BusyGuard<'_> {
+        let guard = self.removing.enter(dir.to_path_buf());
+        tracing::debug!("deleting {}: waiting for uploads still linking", dir.display());
+        self.linking.wait_until_none(|p| p.starts_with(dir)).await;
+        guard
+    }
+
+    /// Whether the job folder `job_dir` lies in a folder being deleted.
+    pub fn being_removed(&self, job_dir: &Path) -> bool {
+        self.removing.any(|p| job_dir.starts_with(p))
+    }
+
+    /// Waits until no folder holding the job folder `job_dir` is being deleted.
+    pub async fn removed(&self, job_dir: &Path) {
+        self.removing.wait_until_none(|p| job_dir.starts_with(p)).await;
     }
 
     /// Forgets the jobs at or below `dir`.

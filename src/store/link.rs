@@ -2,7 +2,8 @@
 //!
 //! Order matters for "a refused upload creates nothing": the blob is looked
 //! up and the quota checked before any folder is created, and folders this
-//! request created are removed again if the link itself fails.
+//! request created are removed again, as far as they are empty, if the link
+//! itself fails.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -60,14 +61,26 @@ impl Store {
         let format_dir = a.format_dir();
         let target = format_dir.join(&a.path);
         let user = a.job.repo.user.clone();
-        let format_guard = self.format_locks.lock(format_dir.clone()).await;
-        // Checked again under the format lock: the job may have been locked
-        // while the body was streaming.
+        let job_dir = a.job.dir();
         let internal = self.cfg.is_internal_format(&a.format);
-        if !internal && self.job_locked(&a.job).await {
-            return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
-        }
-        let _linking = (!internal).then(|| self.lock_flags.linking_into(a.job.dir()));
+        let format_guard = loop {
+            let guard = self.format_locks.lock(format_dir.clone()).await;
+            // Checked again under the format lock: the job may have been
+            // locked while the body was streaming.
+            if !internal && self.job_locked(&a.job).await {
+                return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
+            }
+            // A delete of the job (or its tag or branch) in progress: link
+            // into the folder it leaves behind, not into one it is removing.
+            if !self.lock_flags.being_removed(&job_dir) {
+                break guard;
+            }
+            drop(guard);
+            self.lock_flags.removed(&job_dir).await;
+        };
+        // No await since the checks: a lock request or a delete that starts
+        // from here on waits for this upload.
+        let _linking = self.lock_flags.linking_into(job_dir);
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link. The format lock keeps
@@ -161,15 +174,17 @@ impl Store {
 
     /// Creates the branch, tag, job and format folders, the tag and job
     /// `.stamp` files and the format's `.dirty`, as far as they are missing.
+    ///
+    /// A failed link undoes the format folder and `.dirty` only: the job and
+    /// tag keep their `.stamp` (http-api.md §8.5 step 5), which another
+    /// upload into the same job may already rely on.
     async fn prepare_format(&self, job: &JobRef, format_dir: &Path, created: &mut Created) -> StoreResult<()> {
         if self.is_format_ready(format_dir) {
             return Ok(());
         }
         created.dirs.extend(io::mkdir_all(format_dir).await?);
         for stamp in [job.tag_dir().join(".stamp"), job.dir().join(".stamp")] {
-            if io::create_if_missing(&stamp).await? {
-                created.files.push(stamp);
-            }
+            io::create_if_missing(&stamp).await?;
         }
         let dirty = format_dir.join(".dirty");
         if io::create_if_missing(&dirty).await? {
