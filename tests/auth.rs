@@ -115,6 +115,8 @@ fn the_specification_table_with_the_auth_file() {
     unauthorized(&as_user(&s, None, "GET", "/%FF"));
     as_user(&s, Some(("foo", "baz")), "GET", "/%FF").expect(404);
     unauthorized(&as_user(&s, None, "PUT", "/branches/anon/t/j/f/x"));
+    // An unknown method is a parse error, answered before authentication.
+    as_user(&s, None, "BREW", "/").expect(400);
     let v2 = as_user(&s, None, "GET", "/v2/");
     v2.expect(401);
     assert_eq!(

@@ -160,3 +160,41 @@ fn unknown_routes_and_registry_placeholder() {
     s.get("/branches//").expect(404);
     s.get("/branches/a{b}/").expect(404);
 }
+
+#[test]
+fn upload_paths_that_would_break_a_format_or_cannot_exist() {
+    let s = Server::start();
+    s.put_file("/branches/b/t/j/f/ok", b"ok").expect(201);
+    s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
+    let long = "n".repeat(256);
+    for path in [
+        // Would turn the index, or the dirty flag (gone after the PATCH),
+        // into a folder.
+        ".digests/x",
+        ".dirty/x",
+        // Names a folder, not a file.
+        "newdir/",
+        &format!("dir/{long}"),
+    ] {
+        s.put_file(&format!("/branches/b/t/j/f/{path}"), b"x")
+            .expect_error(400, path);
+        s.put_file(&format!("/branches/b/t/j/g/{path}"), b"x")
+            .expect_error(400, path);
+    }
+    // Names too long for the file system do not exist.
+    s.put_file(&format!("/branches/b/t/{long}/f/a"), b"x").expect(404);
+    s.get(&format!("/branches/b/t/j/f/{long}")).expect(404);
+    s.get(&format!("/branches/b/t/{long}/f/a")).expect(404);
+    s.req("HEAD", "/branches/b/t/j/f/a")
+        .header("Digest", &format!("sha256:{}", "a".repeat(300)))
+        .send()
+        .expect(404);
+    assert!(!s.path("branches/b/t/j/g").exists());
+    assert!(!s.path("branches/b/t/j/f/.dirty").exists());
+    assert!(s.path("branches/b/t/j/f/.digests").is_file());
+    assert_eq!(
+        s.get("/branches/b/t/j/f/").json()["artifact_format"]["files"],
+        serde_json::json!(["ok"])
+    );
+    assert_nothing_written(&s);
+}

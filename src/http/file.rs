@@ -230,7 +230,7 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
     };
     let (a, b) = (a.trim(), b.trim());
     if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else {
+        let Some(n) = byte_pos(b) else {
             return RangeSpec::Unsatisfiable;
         };
         if n == 0 || size == 0 {
@@ -239,7 +239,7 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
         let n = n.min(size);
         return RangeSpec::Range(size - n, size - 1);
     }
-    let Ok(start) = a.parse::<u64>() else {
+    let Some(start) = byte_pos(a) else {
         return RangeSpec::Unsatisfiable;
     };
     if start >= size {
@@ -248,12 +248,21 @@ fn parse_range(v: &str, size: u64) -> RangeSpec {
     let end = if b.is_empty() {
         size - 1
     } else {
-        match b.parse::<u64>() {
-            Ok(e) if e >= start => e.min(size - 1),
+        match byte_pos(b) {
+            Some(e) if e >= start => e.min(size - 1),
             _ => return RangeSpec::Unsatisfiable,
         }
     };
     RangeSpec::Range(start, end)
+}
+
+/// A byte position or count: digits only; one too large for a `u64` is
+/// past any file's end, so it counts as the largest value.
+fn byte_pos(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 /// Content type from the file name, like Python's `mimetypes`.
@@ -311,6 +320,17 @@ mod tests {
         assert_eq!(parse_range("bytes=50-1000", 100), RangeSpec::Range(50, 99));
         assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=5-2", 100), RangeSpec::Unsatisfiable);
+        // Positions past u64 are past the end of any file.
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999", 100),
+            RangeSpec::Range(0, 99)
+        );
+        assert_eq!(parse_range("bytes=-99999999999999999999", 100), RangeSpec::Range(0, 99));
+        assert_eq!(
+            parse_range("bytes=99999999999999999999-", 100),
+            RangeSpec::Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=+5-9", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,3-4", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=x-", 100), RangeSpec::Unsatisfiable);

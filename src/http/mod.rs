@@ -115,6 +115,13 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
             false,
         ),
     };
+    // aiohttp's parser rejects method tokens it does not know, before
+    // anything else looks at the request.
+    if !KNOWN_METHODS.contains(&parts.method) {
+        let resp = HttpError::new(hyper::StatusCode::BAD_REQUEST).into_response();
+        log_access(&parts, None, &resp, peer);
+        return with_server_header(resp);
+    }
     // Authentication comes before routing: a refusal is a 401 even for
     // paths that do not exist or methods that are not allowed.
     let Ok(access) = ctx.auth.authorize(&parts.method, &path, &parts.headers).await else {
@@ -258,22 +265,20 @@ async fn job_ref(access: &Access, repo: Repo, branch: &str, tag: &str, job: &str
     })
 }
 
+/// The methods aiohttp's parser knows; any other is a 400.
+const KNOWN_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
 async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Response<Body>> {
-    // aiohttp's parser rejects method tokens it does not know.
-    const KNOWN: [Method; 9] = [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
-    ];
-    if !KNOWN.contains(req.method()) {
-        return Err(HttpError::new(hyper::StatusCode::BAD_REQUEST));
-    }
     let allowed = route.allowed();
     if matches!(route, Route::NotFound) {
         return Err(HttpError::not_found());

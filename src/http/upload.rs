@@ -28,7 +28,7 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
     if !ctx.cfg.is_internal_format(&format) && ctx.store.job_locked(&jr).await {
         return Err(HttpError::bad_request("Cannot upload files in locked jobs"));
     }
-    if !names::is_valid_artifact_path(path) {
+    if !names::is_valid_upload_path(path) {
         return Err(HttpError::bad_request(path));
     }
     let header = req.header("digest").map(str::to_string);

@@ -284,7 +284,11 @@ pub async fn stat_opt(path: &Path) -> io::Result<Option<Stat>> {
 
 /// Whether an error means the path is not there.
 pub fn is_missing(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+    // A name too long for the file system cannot exist either.
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ENAMETOOLONG)
+    )
 }
 
 /// Whether a path exists (following symlinks).

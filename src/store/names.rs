@@ -9,8 +9,12 @@ pub fn lower(name: &str) -> String {
 /// name: it must be non-empty, must not start with `.` and must not contain
 /// `/`. Anything else does not exist (404).
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.starts_with('.') && !name.contains('/') && !name.contains('\0')
+    !name.is_empty() && name.len() <= NAME_MAX && !name.starts_with('.') && !name.contains('/') && !name.contains('\0')
 }
+
+/// The longest file name the file systems in use take, in bytes: a longer
+/// one cannot exist.
+const NAME_MAX: usize = 255;
 
 /// A user name: the same rules as other names. This rejects `.`, `..` and
 /// every other dot-name, so `/~../` can never reach the base repository.
@@ -29,6 +33,20 @@ pub fn is_valid_artifact_path(path: &str) -> bool {
         return false;
     }
     !path.split('/').any(|c| c == "." || c == "..")
+}
+
+/// Checks the path of an upload: an artifact path ([`is_valid_artifact_path`])
+/// that names a file that can be created. Refused besides: an empty last
+/// component (a trailing `/`), a component too long for the file system,
+/// and `.digests` or `.dirty` as the first component, which would turn the
+/// format's index or dirty flag into a folder.
+pub fn is_valid_upload_path(path: &str) -> bool {
+    let first = path.split('/').next().unwrap_or_default();
+    is_valid_artifact_path(path)
+        && !path.ends_with('/')
+        && first != ".digests"
+        && first != ".dirty"
+        && path.split('/').all(|c| c.len() <= NAME_MAX)
 }
 
 /// The tag and version aliases.
@@ -64,7 +82,25 @@ mod tests {
         assert!(!is_valid_name("a/b"));
         assert!(!is_valid_user(".."));
         assert!(!is_valid_user("."));
+        assert!(is_valid_name(&"n".repeat(255)));
+        assert!(!is_valid_name(&"n".repeat(256)));
         assert_eq!(lower("ÄbC"), "äbc");
+    }
+
+    #[test]
+    fn upload_paths() {
+        assert!(is_valid_upload_path("a.txt"));
+        assert!(is_valid_upload_path("sub/.digests"));
+        assert!(is_valid_upload_path(".hidden/x"));
+        assert!(is_valid_upload_path("a//b"));
+        assert!(is_valid_upload_path(&"n".repeat(255)));
+        assert!(!is_valid_upload_path(&"n".repeat(256)));
+        assert!(!is_valid_upload_path(&format!("dir/{}", "n".repeat(256))));
+        assert!(!is_valid_upload_path(".digests/x"));
+        assert!(!is_valid_upload_path(".dirty/x/y"));
+        assert!(!is_valid_upload_path("dir/"));
+        assert!(!is_valid_upload_path(".digests"));
+        assert!(!is_valid_upload_path("../x"));
     }
 
     #[test]
