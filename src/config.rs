@@ -53,6 +53,8 @@ pub struct Config {
     pub fsync: bool,
     /// `DLREPO_HEADER_TIMEOUT`: seconds a client has to send its request head.
     pub header_timeout: u64,
+    /// `DLREPO_BODY_TIMEOUT`: seconds a request body may pause.
+    pub body_timeout: u64,
     /// `DLREPO_DIGESTS_FLUSH_DELAY_MS`: how long a format's `.digests` may
     /// lag behind its uploads (which are journaled meanwhile); 0 rewrites it
     /// before every answer.
@@ -220,6 +222,7 @@ impl Config {
             cli_path: env.string("DLREPO_CLI_PATH").map(PathBuf::from),
             fsync,
             header_timeout: env.int("DLREPO_HEADER_TIMEOUT", 30)?,
+            body_timeout: env.int("DLREPO_BODY_TIMEOUT", 60)?,
             digests_flush_delay_ms: env.int("DLREPO_DIGESTS_FLUSH_DELAY_MS", 1000)?,
         })
     }

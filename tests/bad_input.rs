@@ -86,6 +86,34 @@ fn oversized_headers_are_refused() {
 }
 
 #[test]
+fn stalled_upload_bodies_get_408_and_leave_nothing() {
+    let s = Server::start_with(&[("DLREPO_BODY_TIMEOUT", "1")]);
+    for (framing, first_part) in [
+        ("Content-Length: 100000\r\n", b"part of the body".to_vec()),
+        ("Transfer-Encoding: chunked\r\n", b"10\r\npart of the body\r\n".to_vec()),
+    ] {
+        let mut c = s.connect();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "PUT /branches/b/t/j/f/stalled HTTP/1.1\r\nHost: x\r\nDigest: {}\r\n{framing}\r\n",
+            sha256_digest(b"x")
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(&first_part).unwrap();
+        let mut r = std::io::BufReader::new(c);
+        let resp = read_response(&mut r, "PUT");
+        resp.expect_error(408, "request body timed out");
+    }
+    s.get("/branches/b/t/j/f/stalled").expect(404);
+    // The staging files go once their requests end, just after the answers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_nothing_written(&s);
+}
+
+#[test]
 fn slow_clients_are_cut_off_after_the_header_timeout() {
     let s = Server::start_with(&[("DLREPO_HEADER_TIMEOUT", "1")]);
     let mut c = s.connect();

@@ -1,7 +1,6 @@
 //! Reading a JSON request body (at most 1 MiB, as the original).
 
 use bytes::BytesMut;
-use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 
 use super::{HttpError, HttpResult, Req};
@@ -11,19 +10,17 @@ const MAX_JSON: usize = 1_048_576;
 /// Reads the body and parses it as JSON. Invalid JSON gives
 /// `400 invalid JSON data: <error>`.
 pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
-    let Some(mut body) = req.body.take() else {
+    if req.body.is_none() {
         return Ok(Value::Null);
-    };
-    let mut buf = BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| HttpError::bad_request("request body interrupted"))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_JSON {
-                return Err(HttpError::too_large());
-            }
-            buf.extend_from_slice(&data);
-        }
     }
+    let mut buf = BytesMut::new();
+    while let Some(data) = req.next_body_frame().await? {
+        if buf.len() + data.len() > MAX_JSON {
+            return Err(HttpError::too_large());
+        }
+        buf.extend_from_slice(&data);
+    }
+    req.body = None;
     serde_json::from_slice(&buf).map_err(|e| HttpError::bad_request(format!("invalid JSON data: {e}")))
 }
 

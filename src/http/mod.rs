@@ -54,9 +54,41 @@ pub struct Req {
     pub path: String,
     /// What the caller may read (listings, aliases).
     pub access: Access,
+    /// How long the body may pause before the request is given up.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Req {
+    /// The next piece of the request body (`None` at its end). A client
+    /// that sends nothing for `body_timeout` gets 408; one whose body breaks
+    /// off gets 400. Either way the caller drops what it has written.
+    pub async fn next_body_frame(&mut self) -> HttpResult<Option<bytes::Bytes>> {
+        use http_body_util::BodyExt;
+        let Some(body) = self.body.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            let frame = match tokio::time::timeout(self.body_timeout, body.frame()).await {
+                Err(_) => {
+                    return Err(HttpError::with_reason(
+                        hyper::StatusCode::REQUEST_TIMEOUT,
+                        "request body timed out",
+                    ))
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    tracing::debug!("request body interrupted: {e}");
+                    return Err(HttpError::bad_request("request body interrupted"));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry no data.
+            if let Ok(data) = frame.into_data() {
+                return Ok(Some(data));
+            }
+        }
+    }
+
     pub fn method(&self) -> &Method {
         &self.parts.method
     }
@@ -134,6 +166,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         body: Some(body),
         path,
         access,
+        body_timeout: std::time::Duration::from_secs(ctx.cfg.body_timeout.max(1)),
     };
     let route = if decodable {
         route::route(&req.path)

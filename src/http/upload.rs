@@ -2,7 +2,6 @@
 
 use std::rc::Rc;
 
-use http_body_util::BodyExt;
 use hyper::{Response, StatusCode};
 
 use super::route::{FormatAddr, Parent};
@@ -82,17 +81,8 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
 
 /// Streams the request body into the staging file.
 async fn receive(req: &mut Req, staging: &mut Staging) -> HttpResult<()> {
-    let Some(mut body) = req.body.take() else {
-        return Ok(());
-    };
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            tracing::debug!("upload interrupted: {e}");
-            HttpError::bad_request("upload interrupted")
-        })?;
-        if let Ok(data) = frame.into_data() {
-            staging.write(data).await?;
-        }
+    while let Some(data) = req.next_body_frame().await? {
+        staging.write(data).await?;
     }
     Ok(())
 }
