@@ -64,7 +64,7 @@ async fn apply_branch(store: &Rc<Store>, repo: &Repo, branch: &str) -> StoreResu
     if max_daily > 0 {
         for (tag, _) in daily.iter().skip(max_daily) {
             tracing::info!("Deleting daily tag {branch}/{tag} ...");
-            deleted += delete(store, repo, branch, tag).await;
+            deleted += delete(store, repo, branch, tag, false).await;
         }
     }
     let max_released = limit(policy.get("max_released_tags"));
@@ -77,15 +77,20 @@ async fn apply_branch(store: &Rc<Store>, repo: &Repo, branch: &str) -> StoreResu
                 continue;
             }
             tracing::warn!("Deleting released tag {branch}/{tag} ... (no DLREPO_PUBLISH_URL: not unpublishing)");
-            deleted += delete(store, repo, branch, tag).await;
+            deleted += delete(store, repo, branch, tag, true).await;
         }
     }
     Ok(deleted)
 }
 
-async fn delete(store: &Rc<Store>, repo: &Repo, branch: &str, tag: &str) -> u64 {
-    match store.delete_tag_unchecked(repo, branch, tag).await {
-        Ok(()) => 1,
+async fn delete(store: &Rc<Store>, repo: &Repo, branch: &str, tag: &str, released: bool) -> u64 {
+    // Counted a while ago: a tag locked (or released) since is kept.
+    match store.delete_tag_if_still(repo, branch, tag, released).await {
+        Ok(true) => 1,
+        Ok(false) => {
+            tracing::info!("Not deleting tag {branch}/{tag}: its flags changed");
+            0
+        }
         Err(e) => {
             tracing::error!("cannot delete tag {branch}/{tag}: {e}");
             0

@@ -195,20 +195,29 @@ pub async fn tag(
                 }
                 return Err(HttpError::not_implemented("Publishing"));
             }
-            if let Some(l) = locked {
-                meta::set_flag(&dir.join(".locked"), l).await?;
-            }
-            if let Some(s) = stable {
-                meta::set_flag(&dir.join(".stable"), s).await?;
-            }
-            if let Some(d) = description {
-                let path = dir.join(".description");
-                if d.is_empty() {
-                    io::unlink_opt(&path).await?;
-                } else {
-                    io::write_file_atomic(&path, format!("{d}\n").into_bytes(), ctx.cfg.fsync).await?;
+            // Under the tag's lock, which a delete holds from its check of
+            // `.locked` to its end; detached, so a client that hangs up does
+            // not leave half of its changes made.
+            let (store, fsync) = (ctx.store.clone(), ctx.cfg.fsync);
+            detached(async move {
+                let _tag = store.tag_locks.lock(dir.clone()).await;
+                if let Some(l) = locked {
+                    meta::set_flag(&dir.join(".locked"), l).await?;
                 }
-            }
+                if let Some(s) = stable {
+                    meta::set_flag(&dir.join(".stable"), s).await?;
+                }
+                if let Some(d) = description {
+                    let path = dir.join(".description");
+                    if d.is_empty() {
+                        io::unlink_opt(&path).await?;
+                    } else {
+                        io::write_file_atomic(&path, format!("{d}\n").into_bytes(), fsync).await?;
+                    }
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await??;
             Ok(respond::ok_empty())
         }
         Method::DELETE => {

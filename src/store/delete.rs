@@ -177,11 +177,35 @@ impl Store {
     }
 
     pub async fn delete_tag(self: &Rc<Self>, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
-        if !io::is_dir(&repo.tag_dir(branch, tag)).await {
+        let dir = repo.tag_dir(branch, tag);
+        let _tag = self.tag_locks.lock(dir.clone()).await;
+        if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
         self.check_tag_deletable(repo, branch, tag).await?;
         self.delete_tag_unchecked(repo, branch, tag).await
+    }
+
+    /// The cleanup policy's delete: only if the tag is still unlocked and
+    /// still `released` or not as it was when the policy counted it.
+    /// Returns whether it was deleted.
+    pub async fn delete_tag_if_still(
+        self: &Rc<Self>,
+        repo: &Repo,
+        branch: &str,
+        tag: &str,
+        released: bool,
+    ) -> StoreResult<bool> {
+        let dir = repo.tag_dir(branch, tag);
+        let _tag = self.tag_locks.lock(dir.clone()).await;
+        if !io::is_dir(&dir).await
+            || meta::flag(&dir.join(".locked")).await
+            || meta::flag(&dir.join(".released")).await != released
+        {
+            return Ok(false);
+        }
+        self.delete_tag_unchecked(repo, branch, tag).await?;
+        Ok(true)
     }
 
     /// DELETE of a branch: refused if any tag is locked or released.
@@ -191,6 +215,11 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         let tags = tree::list_dirs(&dir).await?;
+        // Every tag is held, in name order, from its check to the end.
+        let mut _tags = Vec::with_capacity(tags.len());
+        for tag in &tags {
+            _tags.push(self.tag_locks.lock(repo.tag_dir(branch, tag)).await);
+        }
         for tag in &tags {
             self.check_tag_deletable(repo, branch, tag).await?;
         }

@@ -71,6 +71,9 @@ pub struct Store {
     /// Job directories whose metadata, flags or lock are changing.
     /// Order: a job, then its formats, then a repository's products.
     pub job_locks: locks::KeyLocks<PathBuf>,
+    /// A tag's flags change, and a tag is checked and deleted, under its
+    /// folder's lock, so a tag locked meanwhile is never deleted.
+    pub tag_locks: locks::KeyLocks<PathBuf>,
     /// A repository's `products/` tree while links are made or removed.
     pub products_locks: locks::KeyLocks<PathBuf>,
     /// A user's disk usage while it is checked and changed, or recomputed:
@@ -114,6 +117,7 @@ impl Store {
             flushing: busy::BusyPaths::default(),
             format_locks: locks::KeyLocks::new(),
             job_locks: locks::KeyLocks::new(),
+            tag_locks: locks::KeyLocks::new(),
             products_locks: locks::KeyLocks::new(),
             usage_locks: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
