@@ -121,7 +121,12 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     let inflight = InFlight::new(ctx.store.requests_in_flight.clone());
     let store = ctx.store.clone();
     server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
-    tracing::info!("shutting down: waiting for {} requests", inflight.count());
+    inflight.stop();
+    tokio::task::yield_now().await;
+    tracing::info!(
+        "shutting down: waiting for {} requests and connections",
+        inflight.count()
+    );
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     while inflight.count() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

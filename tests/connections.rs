@@ -119,3 +119,38 @@ fn many_keep_alive_clients_at_once_each_get_their_own_answers() {
         }
     });
 }
+
+/// A stop lets a download that is under way finish, closes idle
+/// keep-alive connections, and then exits.
+#[test]
+fn a_stop_finishes_the_downloads_under_way() {
+    use std::io::Read;
+    let mut s = Server::start();
+    let data: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+    s.put_file("/branches/b/t/j/f/big", &data).expect(201);
+    let idle = s.connect();
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.write_all(b"GET /branches/b/t/j/f/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Take the head and a little of the body, then ask the server to stop
+    // while most of the body is still to come.
+    let mut r = BufReader::with_capacity(4096, c);
+    let mut first = [0u8; 64 << 10];
+    r.read_exact(&mut first).unwrap();
+    s.signal(nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    let mut all = first.to_vec();
+    all.extend_from_slice(&rest);
+    let body_at = all.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    assert_eq!(all.len() - body_at, data.len(), "the download was cut");
+    assert!(all[body_at..] == data[..], "wrong bytes");
+    // The idle connection was closed, and the server has exited.
+    let mut idle = idle;
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(idle.read(&mut [0u8; 1]).unwrap_or(0), 0, "idle connection left open");
+    assert!(s.wait_log("stopped", 1), "the server did not stop");
+    s.stop();
+}

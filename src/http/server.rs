@@ -61,22 +61,48 @@ impl Listener {
     }
 }
 
-/// Requests in progress, for graceful shutdown.
-#[derive(Clone, Default)]
-pub struct InFlight(Rc<Cell<usize>>);
+/// Requests and connections in progress, for a graceful shutdown.
+#[derive(Clone)]
+pub struct InFlight {
+    /// Requests whose handler runs (shared with the store, which paces
+    /// background work by it).
+    requests: Rc<Cell<usize>>,
+    /// Open connections, idle ones included until the shutdown closes them.
+    conns: Rc<Cell<usize>>,
+    /// Set once the server stops: each connection finishes the answer it is
+    /// sending (a whole download), then closes.
+    stopping: Rc<tokio::sync::watch::Sender<bool>>,
+}
 
 impl InFlight {
-    /// Counts into `counter` (shared with the store, which paces background work).
+    /// Counts requests into `counter`.
     pub fn new(counter: Rc<Cell<usize>>) -> InFlight {
-        InFlight(counter)
+        InFlight {
+            requests: counter,
+            conns: Rc::default(),
+            stopping: Rc::new(tokio::sync::watch::channel(false).0),
+        }
     }
 
+    /// Asks every connection to close once its current answer is sent.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Requests being handled plus connections still open.
     pub fn count(&self) -> usize {
-        self.0.get()
+        self.requests.get() + self.conns.get()
     }
 }
 
 struct InFlightGuard(Rc<Cell<usize>>);
+
+impl InFlightGuard {
+    fn new(counter: &Rc<Cell<usize>>) -> InFlightGuard {
+        counter.set(counter.get() + 1);
+        InFlightGuard(counter.clone())
+    }
+}
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
@@ -124,12 +150,11 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
         Conn::Tcp(s) => s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
         Conn::Unix(_) => "unix".to_string(),
     };
+    let requests = inflight.requests.clone();
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
-        let counter = inflight.0.clone();
         let peer = peer.clone();
-        counter.set(counter.get() + 1);
-        let guard = InFlightGuard(counter);
+        let guard = InFlightGuard::new(&requests);
         async move {
             let _guard = guard;
             let resp = handle(ctx, req, &peer).await;
@@ -142,13 +167,37 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
         .header_read_timeout(Duration::from_secs(header_timeout.max(1)))
         .max_header_size(MAX_HEAD)
         .keep_alive(true);
+    let live = InFlightGuard::new(&inflight.conns);
+    let stopping = inflight.stopping.subscribe();
     tokio_uring::spawn(async move {
+        let _live = live;
         let res = match conn {
-            Conn::Tcp(s) => builder.serve_connection(BatchIo::new(s), svc).await,
-            Conn::Unix(s) => builder.serve_connection(BatchIo::new(s), svc).await,
+            Conn::Tcp(s) => run_conn(builder.serve_connection(BatchIo::new(s), svc), stopping).await,
+            Conn::Unix(s) => run_conn(builder.serve_connection(BatchIo::new(s), svc), stopping).await,
         };
         if let Err(e) = res {
             tracing::debug!("connection ended: {e}");
         }
     });
+}
+
+/// Serves a connection; once the server stops, lets it finish the answer in
+/// progress (hyper closes an idle one at once) instead of cutting it.
+async fn run_conn<I, S>(
+    conn: http1::Connection<I, S>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => return res,
+        _ = stopping.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await
 }
