@@ -209,6 +209,12 @@ fn upload_paths_that_would_break_a_format_or_cannot_exist() {
         s.put_file(&format!("/branches/b/t/j/g/{path}"), b"x")
             .expect_error(400, path);
     }
+    // Each part fits, the whole is longer than any path the kernel takes:
+    // refused before any folder (or tag) is created.
+    let deep = vec!["d".repeat(250); 17].join("/");
+    s.put_file(&format!("/branches/b/t2/j/f/{deep}"), b"x")
+        .expect_error(400, &deep);
+    assert!(!s.path("branches/b/t2").exists());
     // Names too long for the file system do not exist.
     s.put_file(&format!("/branches/b/t/{long}/f/a"), b"x").expect(404);
     s.get(&format!("/branches/b/t/j/f/{long}")).expect(404);

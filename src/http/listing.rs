@@ -201,6 +201,10 @@ pub async fn tag(
             let (store, fsync) = (ctx.store.clone(), ctx.cfg.fsync);
             detached(async move {
                 let _tag = store.tag_locks.lock(dir.clone()).await;
+                // A delete that held the lock may have removed the tag.
+                if !io::is_dir(&dir).await {
+                    return Err(crate::store::StoreError::NotFound);
+                }
                 if let Some(l) = locked {
                     meta::set_flag(&dir.join(".locked"), l).await?;
                 }
@@ -215,7 +219,7 @@ pub async fn tag(
                         io::write_file_atomic(&path, format!("{d}\n").into_bytes(), fsync).await?;
                     }
                 }
-                Ok::<(), std::io::Error>(())
+                Ok::<(), crate::store::StoreError>(())
             })
             .await??;
             Ok(respond::ok_empty())

@@ -27,7 +27,11 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
     if !ctx.cfg.is_internal_format(&format) && ctx.store.job_locked(&jr).await {
         return Err(HttpError::bad_request("Cannot upload files in locked jobs"));
     }
-    if !names::is_valid_upload_path(path) {
+    // The longest path the kernel takes, terminating NUL included: a longer
+    // one could only fail half-way through creating its folders.
+    const PATH_MAX: usize = libc::PATH_MAX as usize;
+    let full_len = jr.dir().as_os_str().len() + format.len() + path.len() + 2;
+    if !names::is_valid_upload_path(path) || full_len >= PATH_MAX {
         return Err(HttpError::bad_request(path));
     }
     let header = req.header("digest").map(str::to_string);

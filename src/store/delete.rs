@@ -214,6 +214,9 @@ impl Store {
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
+        // Marked first: once the uploads linking into it are done, no new
+        // tag can appear in it, so the list below is complete.
+        let _removing = self.lock_flags.begin_removal(&dir).await;
         let tags = tree::list_dirs(&dir).await?;
         // Every tag is held, in name order, from its check to the end.
         let mut _tags = Vec::with_capacity(tags.len());
@@ -223,7 +226,6 @@ impl Store {
         for tag in &tags {
             self.check_tag_deletable(repo, branch, tag).await?;
         }
-        let _removing = self.lock_flags.begin_removal(&dir).await;
         for tag in &tags {
             self.delete_tag_unchecked(repo, branch, tag).await?;
         }

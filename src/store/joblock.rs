@@ -27,6 +27,8 @@ const UNLOCKED_JOBS: usize = 65536;
 pub struct JobLocks {
     unlocked: RefCell<HashSet<PathBuf>>,
     epoch: Cell<u64>,
+    /// Bumped when a lock request begins or ends (rare, unlike `epoch`).
+    lock_epoch: Cell<u64>,
     /// Jobs a lock request is working on.
     locking: RefCell<HashSet<PathBuf>>,
     /// The jobs with uploads past their check and still linking.
@@ -45,21 +47,24 @@ impl JobLocks {
             if self.unlocked.borrow().contains(dir) {
                 return false;
             }
-            let epoch = self.epoch.get();
+            let (epoch, lock_epoch) = (self.epoch.get(), self.lock_epoch.get());
             let found = io::exists_checked(&dir.join(".locked")).await;
-            if self.epoch.get() != epoch {
-                // A lock request began (or ended) during the lookup: its
+            if self.lock_epoch.get() != lock_epoch {
+                // A lock request began or ended during the lookup: its
                 // answer may already be stale, so look again.
                 continue;
             }
             return match found {
                 Ok(true) => true,
                 Ok(false) => {
-                    let mut set = self.unlocked.borrow_mut();
-                    if set.len() >= UNLOCKED_JOBS {
-                        set.clear();
+                    // Remembered only if nothing below changed meanwhile.
+                    if self.epoch.get() == epoch {
+                        let mut set = self.unlocked.borrow_mut();
+                        if set.len() >= UNLOCKED_JOBS {
+                            set.clear();
+                        }
+                        set.insert(dir.to_path_buf());
                     }
-                    set.insert(dir.to_path_buf());
                     false
                 }
                 // As without the cache: an unreadable flag does not block uploads.
@@ -71,12 +76,14 @@ impl JobLocks {
     /// A lock request starts on `dir`: uploads into it are refused until
     /// [`JobLocks::end_lock`].
     pub fn begin_lock(&self, dir: &Path) {
+        self.lock_epoch.set(self.lock_epoch.get() + 1);
         self.forget(dir);
         self.locking.borrow_mut().insert(dir.to_path_buf());
     }
 
     /// The lock request on `dir` answered (or found the job already locked).
     pub fn end_lock(&self, dir: &Path) {
+        self.lock_epoch.set(self.lock_epoch.get() + 1);
         self.forget(dir);
         self.locking.borrow_mut().remove(dir);
     }

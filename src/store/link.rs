@@ -210,6 +210,8 @@ fn conflict(path: &str) -> StoreError {
 fn path_error(e: std::io::Error, path: &str) -> StoreError {
     match e.raw_os_error() {
         Some(libc::EISDIR) | Some(libc::ENOTDIR) | Some(libc::EEXIST) | Some(libc::EPERM) => conflict(path),
+        // Not "missing" here: the name cannot be created.
+        Some(libc::ENAMETOOLONG) => StoreError::Refused(path.to_string()),
         _ => StoreError::from(e),
     }
 }
