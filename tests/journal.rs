@@ -211,30 +211,38 @@ fn concurrent_uploads_into_one_format_survive_a_kill_amid_checkpoints() {
     // the same format, so some journal lines are written after the
     // checkpoint that covers them has started. A kill then must lose none.
     let mut s = Server::start_with(&[("DLREPO_DIGESTS_FLUSH_DELAY_MS", "3")]);
-    let s_ref = &s;
+    upload_from_clients(&s, "/branches/b/t/j/f", 8, 40);
+    s.kill();
+    let s2 = Server::restart_copy(&s, &[NEVER]);
+    s2.flush();
+    expect_on_disk(&s2, "branches/b/t/j/f", client_digests(8, 40));
+}
+
+/// `clients` threads each upload `each` files `t<client>-<i>.txt` (whose
+/// content is their name) into the format at `url`.
+fn upload_from_clients(s: &Server, url: &str, clients: usize, each: usize) {
     std::thread::scope(|sc| {
-        for t in 0..8 {
+        for t in 0..clients {
             sc.spawn(move || {
-                for i in 0..40 {
+                for i in 0..each {
                     let name = format!("t{t}-{i}.txt");
-                    s_ref
-                        .put_file(&format!("/branches/b/t/j/f/{name}"), name.as_bytes())
-                        .expect(201);
+                    s.put_file(&format!("{url}/{name}"), name.as_bytes()).expect(201);
                 }
             });
         }
     });
-    s.kill();
-    let s2 = Server::restart_copy(&s, &[NEVER]);
-    s2.flush();
-    let expected: serde_json::Map<String, serde_json::Value> = (0..8)
-        .flat_map(|t| (0..40).map(move |i| format!("t{t}-{i}.txt")))
+}
+
+/// The index [`upload_from_clients`] leaves.
+fn client_digests(clients: usize, each: usize) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = (0..clients)
+        .flat_map(|t| (0..each).map(move |i| format!("t{t}-{i}.txt")))
         .map(|name| {
             let digest = sha256_digest(name.as_bytes());
             (name, json!(digest))
         })
         .collect();
-    expect_on_disk(&s2, "branches/b/t/j/f", serde_json::Value::Object(expected));
+    serde_json::Value::Object(map)
 }
 
 #[test]
@@ -246,27 +254,8 @@ fn a_journal_that_refuses_lines_falls_back_to_writing_the_index() {
     let fail = tmp.path().join("fail");
     std::fs::write(&fail, b"").unwrap();
     let s = Server::start_with(&[NEVER, ("DLREPO_TEST_JOURNAL_FAIL", fail.to_str().unwrap())]);
-    let s_ref = &s;
-    std::thread::scope(|sc| {
-        for t in 0..4 {
-            sc.spawn(move || {
-                for i in 0..10 {
-                    let name = format!("t{t}-{i}.txt");
-                    s_ref
-                        .put_file(&format!("/~alice/branches/b/t/j/f/{name}"), name.as_bytes())
-                        .expect(201);
-                }
-            });
-        }
-    });
-    let expected: serde_json::Map<String, serde_json::Value> = (0..4)
-        .flat_map(|t| (0..10).map(move |i| format!("t{t}-{i}.txt")))
-        .map(|name| {
-            let digest = sha256_digest(name.as_bytes());
-            (name, json!(digest))
-        })
-        .collect();
+    upload_from_clients(&s, "/~alice/branches/b/t/j/f", 4, 10);
     // Written at once, without any checkpoint.
-    expect_on_disk(&s, "users/alice/branches/b/t/j/f", serde_json::Value::Object(expected));
+    expect_on_disk(&s, "users/alice/branches/b/t/j/f", client_digests(4, 10));
     assert_eq!(journal_lines(&s), 0);
 }

@@ -52,6 +52,19 @@ fn metadata_patch_coerces_values_and_creates_the_job() {
         .expect(405);
 }
 
+/// Waits until an upload held by `DLREPO_TEST_LINK_HOLD` reports itself
+/// paused in its link step.
+fn wait_until_paused(paused: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !paused.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upload never reached the link step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// An upload past its lock check (here held there by the debug-only hook)
 /// may be about to create a format the lock request cannot see yet: the
 /// lock waits for it, and refuses new uploads meanwhile.
@@ -67,14 +80,7 @@ fn a_lock_request_waits_for_uploads_past_their_check() {
     std::fs::write(&hold, b"").unwrap();
     std::thread::scope(|sc| {
         let upload = sc.spawn(|| s.put_file("/branches/b/t/j/f2/new", b"new"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !paused.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "upload never reached the link step"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_until_paused(&paused);
         assert!(!s.path("branches/b/t/j/f2").exists(), "held before the format exists");
         let locker = sc.spawn(|| lock(&s));
         assert!(s.wait_log("waiting for uploads still linking", 1));
@@ -680,14 +686,7 @@ fn a_job_delete_and_uploads_into_the_job_take_turns() {
     std::fs::write(&hold, b"").unwrap();
     std::thread::scope(|sc| {
         let held = sc.spawn(|| s.put_file("/branches/b/t/j/f/held", b"held"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !paused.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "upload never reached the link step"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_until_paused(&paused);
         let delete = sc.spawn(|| s.delete("/branches/b/t/j/"));
         assert!(s.wait_log("waiting for uploads still linking", 1));
         // Arrives while the delete waits: it must wait for the delete too.
