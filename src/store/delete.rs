@@ -33,6 +33,14 @@ async fn unlink_counted(p: &Path, count: bool) -> std::io::Result<u64> {
     }
 }
 
+/// A tag folder's `.locked` and `.released` flags.
+async fn tag_flags(dir: &Path) -> (bool, bool) {
+    (
+        meta::flag(&dir.join(".locked")).await,
+        meta::flag(&dir.join(".released")).await,
+    )
+}
+
 impl Store {
     /// Removes a directory tree; returns the bytes of the regular files it
     /// removed when `count` is set (for user disk usage). A missing tree
@@ -142,11 +150,11 @@ impl Store {
 
     /// Refuses to delete a locked or released tag.
     pub async fn check_tag_deletable(&self, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
-        let dir = repo.tag_dir(branch, tag);
-        if meta::flag(&dir.join(".locked")).await {
+        let (locked, released) = tag_flags(&repo.tag_dir(branch, tag)).await;
+        if locked {
             return Err(StoreError::Refused(format!("Tag {tag} is locked")));
         }
-        if meta::flag(&dir.join(".released")).await {
+        if released {
             return Err(StoreError::Refused(format!(
                 "Tag {tag} is released, unrelease it first"
             )));
@@ -198,10 +206,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let dir = repo.tag_dir(branch, tag);
         let _tag = self.tag_locks.lock(dir.clone()).await;
-        if !io::is_dir(&dir).await
-            || meta::flag(&dir.join(".locked")).await
-            || meta::flag(&dir.join(".released")).await != released
-        {
+        if !io::is_dir(&dir).await || tag_flags(&dir).await != (false, released) {
             return Ok(false);
         }
         self.delete_tag_unchecked(repo, branch, tag).await?;
