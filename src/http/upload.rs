@@ -27,11 +27,12 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
     if !ctx.cfg.is_internal_format(&format) && ctx.store.job_locked(&jr).await {
         return Err(HttpError::bad_request("Cannot upload files in locked jobs"));
     }
-    // The longest path the kernel takes, terminating NUL included: a longer
-    // one could only fail half-way through creating its folders.
-    const PATH_MAX: usize = libc::PATH_MAX as usize;
-    let full_len = jr.dir().as_os_str().len() + format.len() + path.len() + 2;
-    if !names::is_valid_upload_path(path) || full_len >= PATH_MAX {
+    let target = ArtifactRef {
+        job: jr,
+        format,
+        path: path.to_string(),
+    };
+    if !names::is_valid_upload_path(path) || !names::fits_below(&target.format_dir(), path) {
         return Err(HttpError::bad_request(path));
     }
     let header = req.header("digest").map(str::to_string);
@@ -39,11 +40,6 @@ pub async fn put(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
     let digest = Digest::parse(header.as_deref())
         .map_err(|e| HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let header = header.unwrap_or_default();
-    let target = ArtifactRef {
-        job: jr,
-        format,
-        path: path.to_string(),
-    };
 
     if !link_only {
         let hasher = Hasher::for_algo(&digest.algo).ok_or_else(|| {

@@ -16,6 +16,13 @@ pub fn is_valid_name(name: &str) -> bool {
 /// one cannot exist.
 const NAME_MAX: usize = 255;
 
+/// Whether `rel` below the folder `base` makes a path the kernel takes
+/// (`PATH_MAX`, terminating NUL included): a longer one could only fail
+/// half-way through creating its folders.
+pub fn fits_below(base: &std::path::Path, rel: &str) -> bool {
+    base.as_os_str().len() + 1 + rel.len() < libc::PATH_MAX as usize
+}
+
 /// A user name: the same rules as other names. This rejects `.`, `..` and
 /// every other dot-name, so `/~../` can never reach the base repository.
 pub fn is_valid_user(name: &str) -> bool {
@@ -85,6 +92,13 @@ mod tests {
         assert!(is_valid_name(&"n".repeat(255)));
         assert!(!is_valid_name(&"n".repeat(256)));
         assert_eq!(lower("ÄbC"), "äbc");
+    }
+
+    #[test]
+    fn paths_the_kernel_takes() {
+        let base = std::path::Path::new("/srv/f");
+        assert!(fits_below(base, &"n".repeat(4096 - 8)));
+        assert!(!fits_below(base, &"n".repeat(4096 - 7)));
     }
 
     #[test]
