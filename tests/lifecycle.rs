@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn put(s: &Server, path: &str, data: &str) {
     s.put_file(path, data.as_bytes()).expect(201);
@@ -52,6 +52,16 @@ fn metadata_patch_coerces_values_and_creates_the_job() {
         .expect(405);
 }
 
+/// A server whose uploads wait in their link step while the returned `hold`
+/// file exists, writing `paused` when they do (the debug-only hook).
+fn server_with_link_hold() -> (tempfile::TempDir, PathBuf, PathBuf, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let hold = tmp.path().join("hold");
+    let paused = tmp.path().join("hold.paused");
+    let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
+    (tmp, hold, paused, s)
+}
+
 /// Waits until an upload held by `DLREPO_TEST_LINK_HOLD` reports itself
 /// paused in its link step.
 fn wait_until_paused(paused: &Path) {
@@ -70,10 +80,7 @@ fn wait_until_paused(paused: &Path) {
 /// lock waits for it, and refuses new uploads meanwhile.
 #[test]
 fn a_lock_request_waits_for_uploads_past_their_check() {
-    let tmp = tempfile::tempdir().unwrap();
-    let hold = tmp.path().join("hold");
-    let paused = tmp.path().join("hold.paused");
-    let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
+    let (_tmp, hold, paused, s) = server_with_link_hold();
     put(&s, "/branches/b/t/j/f1/a", "a");
     s.req("PATCH", "/branches/b/t/j/f1/").send().expect(200);
     let lock = |s: &Server| s.lock_job("/branches/b/t/j/");
@@ -678,10 +685,7 @@ fn concurrent_metadata_patches_of_one_job_keep_every_key() {
 /// entry for a removed file.
 #[test]
 fn a_job_delete_and_uploads_into_the_job_take_turns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let hold = tmp.path().join("hold");
-    let paused = tmp.path().join("hold.paused");
-    let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
+    let (_tmp, hold, paused, s) = server_with_link_hold();
     put(&s, "/branches/b/t/j/f/old", "old");
     std::fs::write(&hold, b"").unwrap();
     std::thread::scope(|sc| {
