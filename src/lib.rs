@@ -12,4 +12,5 @@ pub mod config;
 pub mod http;
 pub mod io;
 pub mod logging;
+pub mod names;
 pub mod store;

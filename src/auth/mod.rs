@@ -272,7 +272,7 @@ impl Auth {
 /// The path a request really touches: user, branch, tag, job, format and
 /// product names lowercased, empty segments of the artifact path folded.
 pub fn canonical_path(path: &str) -> String {
-    let lower = crate::store::names::lower;
+    let lower = crate::names::lower;
     let (mut out, rest) = match path.strip_prefix("/~") {
         Some(after) => match after.find('/') {
             Some(i) => (format!("/~{}", lower(&after[..i])), &after[i..]),

@@ -10,7 +10,8 @@ use super::route::FormatAddr;
 use super::{file, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::digest::Digest;
-use crate::store::{meta, names};
+use crate::names;
+use crate::store::meta;
 
 pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) -> HttpResult<Response<Body>> {
     let is_head = *req.method() == Method::HEAD;

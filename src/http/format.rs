@@ -15,7 +15,7 @@ use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::digests::Digests;
 use crate::store::meta;
-use crate::store::names::Alias;
+use crate::names::Alias;
 use crate::store::repo::JobRef;
 
 /// A format found on disk.
@@ -98,7 +98,7 @@ pub async fn resolve_version(
     raw: &str,
     write: bool,
 ) -> HttpResult<String> {
-    let v = crate::store::names::lower(raw);
+    let v = crate::names::lower(raw);
     match Alias::parse(&v) {
         Some(_) if write => Err(HttpError::method_not_allowed("GET")),
         Some(alias) => {

@@ -28,7 +28,7 @@ use crate::auth::{Access, Auth};
 use crate::cleanup::Scheduler;
 use crate::config::Config;
 use crate::io;
-use crate::store::names::{self, Alias};
+use crate::names::{self, Alias};
 use crate::store::repo::JobRef;
 use crate::store::{Repo, Store};
 pub use body::Body;

@@ -8,7 +8,7 @@ use super::route::{FormatAddr, Parent};
 use super::{detached, job_ref, name, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
 use crate::store::digest::Digest;
 use crate::store::link::ArtifactRef;
-use crate::store::names;
+use crate::names;
 use crate::store::staging::{Hasher, Staging};
 use crate::store::StoreError;
 

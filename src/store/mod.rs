@@ -17,7 +17,6 @@ mod journal;
 pub mod link;
 pub mod locks;
 pub mod meta;
-pub mod names;
 pub mod pins;
 pub mod products;
 pub mod pyjson;

@@ -108,7 +108,7 @@ fn product_path(metadata: &serde_json::Map<String, serde_json::Value>) -> Result
     for key in ["product", "product_variant", "product_branch", "version"] {
         match metadata.get(key).and_then(|v| v.as_str()) {
             Some(v) if !v.is_empty() => {
-                if !super::names::is_valid_name(v) {
+                if !crate::names::is_valid_name(v) {
                     return Err(format!("Invalid {key}: {v}"));
                 }
                 out.push(v.to_string());
@@ -198,10 +198,10 @@ pub async fn version_flags(version_dir: &Path) -> VersionFlags {
 /// stable tag.
 pub async fn resolve_version_alias(
     pbranch_dir: &Path,
-    alias: super::names::Alias,
+    alias: crate::names::Alias,
     readable: impl Fn(&str) -> bool,
 ) -> super::StoreResult<Option<String>> {
-    use super::names::Alias;
+    use crate::names::Alias;
     let mut versions = Vec::new();
     for v in super::tree::list_dirs(pbranch_dir).await? {
         if !readable(&v) {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::names::Alias;
+use crate::names::Alias;
 use super::repo::{JobRef, Repo};
 use super::{meta, StoreResult};
 use crate::io::{self, EntryKind};

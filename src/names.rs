@@ -1,4 +1,5 @@
-//! Names taken from URLs: lowercasing, reserved names, artifact paths.
+//! Name rules shared by every layer: how URL names are lowercased, which
+//! names and artifact paths can exist, and the tag and version aliases.
 
 /// Lowercases a name the way Python's `str.lower()` does.
 pub fn lower(name: &str) -> String {
