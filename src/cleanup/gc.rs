@@ -64,23 +64,20 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
         }
     };
     while let Some(dir) = dirs.pop() {
-        let Ok(mut rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(mut reader) = io::DirReader::open(&dir) else { continue };
         loop {
-            let mut files = Vec::with_capacity(LIST_BATCH);
-            let mut done = true;
-            for e in rd.by_ref() {
-                let Ok(e) = e else { continue };
-                let path = e.path();
-                match e.file_type() {
-                    Ok(t) if t.is_dir() => dirs.push(path),
-                    _ => files.push(path),
-                }
-                if files.len() >= LIST_BATCH {
-                    done = false;
-                    break;
-                }
+            // An entry the kernel cannot read ends this folder's scan; the
+            // next run tries again.
+            let batch = reader.next_batch(LIST_BATCH).unwrap_or_default();
+            if batch.is_empty() {
+                break;
             }
-            for p in files {
+            for e in batch {
+                let path = dir.join(&e.name);
+                if e.kind == Some(io::EntryKind::Dir) {
+                    dirs.push(path);
+                    continue;
+                }
                 let window = if store.requests_in_flight.get() > 0 {
                     BUSY_WINDOW
                 } else {
@@ -92,12 +89,9 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                         None => break,
                     }
                 }
-                running.push(check_one(store, p, is_uploads, now, lifetime));
+                running.push(check_one(store, path, is_uploads, now, lifetime));
             }
             tokio::task::yield_now().await;
-            if done {
-                break;
-            }
         }
     }
     while let Some(r) = running.next().await {

@@ -4,8 +4,18 @@
 //! operations (read, write, fsync) are submitted to the io_uring ring owned
 //! by the runtime thread. The module is deliberately narrow so that the ring
 //! backend could be swapped without touching the storage layer. The few
-//! things the kernel cannot do on the ring (reading directories, setting
-//! timestamps) are plain syscalls here, kept short and documented.
+//! things the kernel cannot do on the ring are plain syscalls here, each
+//! short and documented where it is defined: reading directories
+//! ([`DirReader`]), setting times and modes of an inode already looked up,
+//! `fstat` of an open file, `readlink`/`realpath`, and the page-cache-only
+//! fast paths of [`open_read`] and [`read_at`].
+//!
+//! Outside this module, plain `std::fs` calls are allowed in exactly these
+//! places, none of them on a request's path: reading the configuration
+//! (auth file and ACL files, at startup and on SIGHUP; the `/cli` client,
+//! at startup), creating the root folder at startup, and the test-only
+//! pause points that debug builds compile in (`store/hooks.rs`,
+//! `cleanup/hooks.rs`).
 
 mod dirsync;
 mod op;
@@ -34,6 +44,8 @@ pub struct Stat {
     pub ctime_ns: i128,
     /// The file system's device number.
     pub dev: u64,
+    /// The inode number: with `dev`, tells whether two names are one file.
+    pub ino: u64,
 }
 
 impl Stat {
@@ -224,6 +236,7 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
     .mask(
         libc::STATX_TYPE
             | libc::STATX_MODE
+            | libc::STATX_INO
             | libc::STATX_NLINK
             | libc::STATX_SIZE
             | libc::STATX_MTIME
@@ -240,6 +253,7 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
         mtime_nsec: buf.stx_mtime.tv_nsec,
         ctime_ns: buf.stx_ctime.tv_sec as i128 * 1_000_000_000 + buf.stx_ctime.tv_nsec as i128,
         dev: libc::makedev(buf.stx_dev_major, buf.stx_dev_minor),
+        ino: buf.stx_ino,
     })
 }
 
@@ -260,6 +274,7 @@ pub fn fstat(file: &File) -> io::Result<Stat> {
         mtime_nsec: st.st_mtime_nsec as u32,
         ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
         dev: st.st_dev,
+        ino: st.st_ino,
     })
 }
 
@@ -649,31 +664,56 @@ pub enum EntryKind {
     Other,
 }
 
-/// Lists a directory, sorted by name (byte order).
+/// Reads a directory a bounded batch of entries at a time.
 ///
 /// The kernel has no ring operation for reading directories, so this is a
-/// plain `getdents` loop. Callers that may meet huge directories (the orphan
-/// GC) use [`DirReader`] to read in bounded batches and yield in between.
-pub fn read_dir_sorted(path: &Path) -> io::Result<Vec<DirEntry>> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(path)? {
-        let e = e?;
-        let kind = e.file_type().ok().map(|t| {
-            if t.is_dir() {
-                EntryKind::Dir
-            } else if t.is_file() {
-                EntryKind::File
-            } else if t.is_symlink() {
-                EntryKind::Symlink
-            } else {
-                EntryKind::Other
-            }
-        });
-        out.push(DirEntry {
-            name: e.file_name(),
-            kind,
-        });
+/// plain `getdents` loop; a batch costs one or a few calls that only copy
+/// entries the kernel already has. Walkers that may meet huge folders (the
+/// orphan GC, tree removal) read a batch, give the loop back, and go on, so
+/// a folder of a million entries never stalls requests.
+pub struct DirReader {
+    entries: std::fs::ReadDir,
+}
+
+impl DirReader {
+    pub fn open(path: &Path) -> io::Result<DirReader> {
+        Ok(DirReader {
+            entries: std::fs::read_dir(path)?,
+        })
     }
+
+    /// Up to `max` more entries, in the file system's order; empty at the end.
+    pub fn next_batch(&mut self, max: usize) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::with_capacity(max.min(1024));
+        for e in self.entries.by_ref() {
+            let e = e?;
+            let kind = e.file_type().ok().map(|t| {
+                if t.is_dir() {
+                    EntryKind::Dir
+                } else if t.is_file() {
+                    EntryKind::File
+                } else if t.is_symlink() {
+                    EntryKind::Symlink
+                } else {
+                    EntryKind::Other
+                }
+            });
+            out.push(DirEntry {
+                name: e.file_name(),
+                kind,
+            });
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Lists a (small) directory whole, sorted by name (byte order). Folders
+/// that may be huge are read with [`DirReader`] instead.
+pub fn read_dir_sorted(path: &Path) -> io::Result<Vec<DirEntry>> {
+    let mut out = DirReader::open(path)?.next_batch(usize::MAX)?;
     out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     Ok(out)
 }

@@ -63,25 +63,24 @@ impl Store {
                 }
                 continue;
             }
-            let mut rd = match std::fs::read_dir(&d) {
-                Ok(rd) => rd,
+            let mut reader = match io::DirReader::open(&d) {
+                Ok(r) => r,
                 Err(e) if io::is_missing(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
             stack.push((d.clone(), true));
             loop {
-                let mut files = Vec::with_capacity(LIST_BATCH);
-                let mut more = false;
-                for e in rd.by_ref() {
-                    let e = e?;
-                    let p = e.path();
-                    match e.file_type() {
-                        Ok(t) if t.is_dir() => stack.push((p, false)),
-                        _ => files.push(p),
-                    }
-                    if files.len() >= LIST_BATCH {
-                        more = true;
-                        break;
+                let batch = reader.next_batch(LIST_BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut files = Vec::with_capacity(batch.len());
+                for e in batch {
+                    let p = d.join(&e.name);
+                    if e.kind == Some(io::EntryKind::Dir) {
+                        stack.push((p, false));
+                    } else {
+                        files.push(p);
                     }
                 }
                 for chunk in files.chunks(UNLINK_BATCH) {
@@ -91,9 +90,6 @@ impl Store {
                     }
                 }
                 tokio::task::yield_now().await;
-                if !more {
-                    break;
-                }
             }
         }
         // Readers and uploads may have cached facts about the tree while it

@@ -78,8 +78,7 @@ impl Store {
         };
         // Re-index every file: unchanged ones keep their digest, new or
         // modified ones are hashed; all go back to sharing a blob.
-        let mut files = Vec::new();
-        meta::walk_files(dir, "", &mut files);
+        let files = meta::walk_files(dir).await;
         let mut fresh = Map::new();
         for rel in files {
             if rel == ".digests" || rel == ".dirty" {

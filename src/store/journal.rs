@@ -18,7 +18,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
@@ -193,9 +192,10 @@ fn below(root: &Path, rel: &str) -> Option<PathBuf> {
     (!rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))).then(|| root.join(p))
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::symlink_metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.is_file() && a.dev() == b.dev() && a.ino() == b.ino(),
+/// Whether the artifact `a` (not followed if a link) is the file `b`.
+async fn same_file(a: &Path, b: &Path) -> bool {
+    match (io::lstat(a).await, io::stat(b).await) {
+        (Ok(a), Ok(b)) => a.is_file() && a.dev == b.dev && a.ino == b.ino,
         _ => false,
     }
 }
@@ -204,8 +204,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// and removes them, unless a format could not be written (then they stay
 /// for the next start). Returns the next generation number.
 async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<u64> {
-    let mut gens: Vec<u64> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix(PREFIX)?.parse().ok())
+    let mut gens: Vec<u64> = io::read_dir_sorted(dir)?
+        .iter()
+        .filter_map(|e| e.name.to_str()?.strip_prefix(PREFIX)?.parse().ok())
         .collect();
     gens.sort_unstable();
     let next = gens.last().map_or(0, |n| n + 1);
@@ -213,7 +214,7 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
     let mut order: Vec<String> = Vec::new();
     let mut by_format: HashMap<String, Vec<Entry>> = HashMap::new();
     for n in &gens {
-        let bytes = std::fs::read(gen_path(dir, *n))?;
+        let bytes = io::read_file(&gen_path(dir, *n)).await?;
         for e in parse(&bytes) {
             if !by_format.contains_key(&e.format) {
                 order.push(e.format.clone());
@@ -226,7 +227,7 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
     for f in order {
         let entries = by_format.remove(&f).unwrap_or_default();
         let Some(fdir) = below(root, &f) else { continue };
-        if !fdir.is_dir() {
+        if !io::is_dir(&fdir).await {
             continue;
         }
         let mut map = match meta::read_digests_checked(&fdir).await {
@@ -242,7 +243,7 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
             let (Some(file), Some(blob)) = (below(&fdir, &e.path), below(root, &e.blob)) else {
                 continue;
             };
-            if !same_file(&file, &blob) {
+            if !same_file(&file, &blob).await {
                 continue;
             }
             let value = Value::String(e.digest);

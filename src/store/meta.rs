@@ -89,7 +89,7 @@ pub async fn read_digests_checked(format_dir: &Path) -> std::io::Result<Map<Stri
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         },
-        None if is_container(format_dir) => synthetic_container_digests(format_dir),
+        None if is_container(format_dir) => synthetic_container_digests(format_dir).await,
         None => Map::new(),
     })
 }
@@ -100,11 +100,9 @@ fn is_container(format_dir: &Path) -> bool {
 
 /// `{<relative path>: "sha256:<basename>"}` over every regular file of a
 /// registry-written `container` format, in sorted walk order.
-pub fn synthetic_container_digests(format_dir: &Path) -> Map<String, Value> {
+pub async fn synthetic_container_digests(format_dir: &Path) -> Map<String, Value> {
     let mut out = Map::new();
-    let mut files = Vec::new();
-    walk_files(format_dir, "", &mut files);
-    for rel in files {
+    for rel in walk_files(format_dir).await {
         if rel == ".digests" || rel == ".dirty" {
             continue;
         }
@@ -115,25 +113,53 @@ pub fn synthetic_container_digests(format_dir: &Path) -> Map<String, Value> {
 }
 
 /// Every regular file under `dir` (symlinks not followed), as relative
-/// paths in sorted walk order.
-pub fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<String>) {
-    let Ok(entries) = io::read_dir_sorted(dir) else {
-        return;
-    };
-    for e in entries {
-        let name = e.name.to_string_lossy().into_owned();
+/// paths in sorted walk order. Folders that cannot be read are skipped.
+pub async fn walk_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    // Depth first, each folder's entries in name order: a stack of
+    // (folder, its relative path, its entries left, reversed).
+    let mut stack = vec![(dir.to_path_buf(), String::new(), sorted_rev(dir))];
+    while let Some((folder, prefix, entries)) = stack.last_mut() {
+        let Some(e) = entries.pop() else {
+            stack.pop();
+            continue;
+        };
+        let name = e.name.to_string_lossy();
         let rel = if prefix.is_empty() {
-            name.clone()
+            name.into_owned()
         } else {
             format!("{prefix}/{name}")
         };
-        let full = dir.join(&e.name);
-        match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.is_dir() => walk_files(&full, &rel, out),
-            Ok(m) if m.is_file() => out.push(rel),
+        let full = folder.join(&e.name);
+        let kind = match e.kind {
+            Some(k) => Some(k),
+            None => io::lstat(&full).await.ok().map(|st| {
+                if st.is_dir() {
+                    io::EntryKind::Dir
+                } else if st.is_file() {
+                    io::EntryKind::File
+                } else {
+                    io::EntryKind::Other
+                }
+            }),
+        };
+        match kind {
+            Some(io::EntryKind::Dir) => {
+                let entries = sorted_rev(&full);
+                stack.push((full, rel, entries));
+            }
+            Some(io::EntryKind::File) => out.push(rel),
             _ => {}
         }
     }
+    out
+}
+
+/// A folder's entries in reverse name order (popped from the end).
+fn sorted_rev(dir: &Path) -> Vec<io::DirEntry> {
+    let mut v = io::read_dir_sorted(dir).unwrap_or_default();
+    v.reverse();
+    v
 }
 
 /// The digest algorithm and hex of a stored digest string (`sha256:…`),

@@ -100,7 +100,7 @@ pub struct Store {
 
 impl Store {
     pub fn new(cfg: Rc<Config>) -> Rc<Store> {
-        let canonical_root = std::fs::canonicalize(&cfg.root_dir).unwrap_or_else(|_| cfg.root_dir.clone());
+        let canonical_root = crate::io::canonicalize(&cfg.root_dir).unwrap_or_else(|_| cfg.root_dir.clone());
         Rc::new(Store {
             canonical_root,
             root: cfg.root_dir.clone(),
