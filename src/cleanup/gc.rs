@@ -64,7 +64,9 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
         }
     };
     while let Some(dir) = dirs.pop() {
-        let Ok(mut reader) = io::DirReader::open(&dir) else { continue };
+        let Ok(mut reader) = io::DirReader::open(&dir) else {
+            continue;
+        };
         loop {
             // An entry the kernel cannot read ends this folder's scan; the
             // next run tries again.
@@ -105,13 +107,13 @@ async fn check_one(store: &Rc<Store>, path: PathBuf, is_uploads: bool, now: f64,
     let in_use = || {
         is_uploads && {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            store.active_uploads.borrow().contains(name)
+            store.upload_in_use(name)
         }
     };
     if in_use() {
         return None;
     }
-    let mut watch = store.pins.watch(path)?;
+    let mut watch = store.gc_watch(path)?;
     let st = match io::stat(path).await {
         Ok(st) => st,
         // Vanished or unreadable: skip, never fail the run.

@@ -8,10 +8,9 @@ use hyper::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value};
 
-use super::format::{locate, FormatLoc};
-use super::products::locate_version;
-use super::route::{FormatAddr, Parent, VersionAddr};
-use super::{job_ref, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::locate::{self, FormatLoc};
+use super::route::{FormatAddr, JobAddr, Parent, VersionAddr};
+use super::{respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::archive::{self, Member};
 use crate::store::meta;
@@ -51,19 +50,12 @@ fn tar_response(ctx: &Ctx, members: Vec<Member>, prefix: String, fallback: f64) 
 }
 
 /// `GET …/<job>.tar`.
-pub async fn job_tar(
-    ctx: &Rc<Ctx>,
-    req: &Req,
-    user: &Option<String>,
-    branch: &str,
-    tag: &str,
-    job: &str,
-) -> HttpResult<Response<Body>> {
-    let jr = job_ref(&req.access, user_repo(ctx, user)?, branch, tag, job, false).await?;
+pub async fn get_job_tar(ctx: &Rc<Ctx>, req: &Req, addr: &JobAddr) -> HttpResult<Response<Body>> {
+    let jr = locate::job(ctx, &req.access, addr, false).await?;
     let dir = jr.dir();
     // Unlike 0.44 (an empty archive), a missing job is a 404.
     if !io::is_dir(&dir).await {
-        return Err(HttpError::not_found());
+        return Err(HttpError::NotFound);
     }
     if let Some(r) = respond::redirect_unless_suffixed(&req.path, &jr.url(), "tar") {
         return Ok(r);
@@ -114,11 +106,11 @@ async fn format_prefix(loc: &FormatLoc, parent: &Parent) -> String {
 }
 
 /// `GET|HEAD …/<format>.tar`.
-pub async fn format_tar(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, &req.access, addr, false).await?;
+pub async fn get_format_tar(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
+    let loc = locate::existing_format(ctx, &req.access, addr, false).await?;
     let is_head = *req.method() == Method::HEAD;
     if is_head && meta::flag(&loc.dir.join(".dirty")).await {
-        return Err(HttpError::not_found());
+        return Err(HttpError::NotFound);
     }
     if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "tar") {
         return Ok(r);
@@ -140,8 +132,8 @@ pub async fn format_tar(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResu
 }
 
 /// `GET …/<format>.sha256`: `<hex>  <path>` lines for the sha256 entries.
-pub async fn format_sha256(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
-    let loc = locate(ctx, &req.access, addr, false).await?;
+pub async fn get_format_sha256(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
+    let loc = locate::existing_format(ctx, &req.access, addr, false).await?;
     if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "sha256") {
         return Ok(r);
     }
@@ -160,8 +152,8 @@ pub async fn format_sha256(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpR
 }
 
 /// `GET …/products/<p>/<v>/<pb>/<ver>.tar`.
-pub async fn version_tar(ctx: &Rc<Ctx>, req: &Req, addr: &VersionAddr) -> HttpResult<Response<Body>> {
-    let loc = locate_version(ctx, &req.access, addr).await?;
+pub async fn get_version_tar(ctx: &Rc<Ctx>, req: &Req, addr: &VersionAddr) -> HttpResult<Response<Body>> {
+    let loc = locate::existing_version(ctx, &req.access, addr).await?;
     // Unlike 0.44 (which pointed at the folder), redirect to the archive.
     if let Some(r) = respond::redirect_unless_suffixed(&req.path, &loc.url, "tar") {
         return Ok(r);

@@ -5,25 +5,27 @@ use std::rc::Rc;
 use hyper::header::{HeaderValue, CONTENT_LENGTH};
 use hyper::{Method, Response, StatusCode};
 
-use super::format::{resolve, FormatLoc};
-use super::route::FormatAddr;
+use super::locate::{self, FormatLoc};
+use super::route::ArtifactAddr;
 use super::{file, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
-use crate::store::digest::Digest;
 use crate::names;
+use crate::store::digest::Digest;
 use crate::store::meta;
 
-pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) -> HttpResult<Response<Body>> {
+/// `GET|HEAD` of a file, and `HEAD` with `Digest` (does the blob exist?).
+pub async fn get_artifact(ctx: &Rc<Ctx>, req: &Req, addr: &ArtifactAddr) -> HttpResult<Response<Body>> {
+    let path = addr.path.as_str();
     let is_head = *req.method() == Method::HEAD;
     if is_head {
         if let Some(value) = req.header("digest").map(str::to_string) {
             return probe_digest(ctx, &value).await;
         }
     }
-    let loc = resolve(ctx, &req.access, addr, false).await?;
+    let loc = locate::format(ctx, &req.access, &addr.format, false).await?;
     if !names::is_valid_artifact_path(path) {
         if !io::is_dir(&loc.dir).await {
-            return Err(HttpError::not_found());
+            return Err(HttpError::NotFound);
         }
         return Err(HttpError::bad_request(path));
     }
@@ -34,14 +36,14 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
         Ok(f) => f,
         Err(e) if io::is_missing(&e) => {
             if !io::is_dir(&loc.dir).await {
-                return Err(HttpError::not_found());
+                return Err(HttpError::NotFound);
             }
             if !is_head {
                 if let Some(resp) = sha256_fallback(ctx, req, &loc, path).await {
                     return Ok(resp);
                 }
             }
-            return Err(HttpError::not_found());
+            return Err(HttpError::NotFound);
         }
         Err(e) => return Err(e.into()),
     };
@@ -49,7 +51,7 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
     if st.is_dir() {
         drop(file);
         if is_head || !req.wants_html() {
-            return Err(HttpError::not_found());
+            return Err(HttpError::NotFound);
         }
         if !req.path.ends_with('/') {
             return Ok(respond::redirect(&format!("{}/", req.path)));
@@ -64,7 +66,7 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
                 let st = io::fstat(&f)?;
                 file::serve_open(ctx, req, &index, f, st, None).await
             }
-            Err(e) if io::is_missing(&e) => Err(HttpError::not_implemented("Directory index pages")),
+            Err(e) if io::is_missing(&e) => Err(HttpError::NotImplemented("Directory index pages")),
             Err(e) => Err(e.into()),
         };
     }
@@ -93,10 +95,9 @@ pub async fn get(ctx: &Rc<Ctx>, req: &mut Req, addr: &FormatAddr, path: &str) ->
 
 /// `HEAD` with `Digest`: does the blob exist? Renews its lease if so.
 async fn probe_digest(ctx: &Ctx, value: &str) -> HttpResult<Response<Body>> {
-    let d = Digest::parse(Some(value))
-        .map_err(|e| HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let d = Digest::parse(Some(value))?;
     match ctx.store.hold_blob(&d, true).await? {
-        None => Err(HttpError::not_found()),
+        None => Err(HttpError::NotFound),
         Some(blob) => {
             let size = blob.size;
             let mut r = respond::ok_empty();

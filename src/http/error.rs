@@ -1,89 +1,138 @@
-//! HTTP errors: the one place where a failure becomes a status and a reason.
+//! HTTP errors: the one place where a failure becomes a status, a reason
+//! and a body. Handlers and the storage layer say what went wrong; only
+//! [`HttpError::into_response`] decides how it looks on the wire.
 
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use super::body::Body;
 use crate::store::StoreError;
 
 #[derive(Debug)]
-pub struct HttpError {
-    pub status: StatusCode,
-    /// A custom reason phrase, shown in the status line and the body.
-    pub reason: Option<String>,
-    pub allow: Option<String>,
-    /// For 413: the original answers with a bare text body.
-    pub raw_body: Option<String>,
+pub enum HttpError {
+    /// 400 with a reason.
+    BadRequest(String),
+    /// 401 with a Basic challenge for `realm`; the registry's JSON body
+    /// under `/v2/` (auth.md §5).
+    Unauthorized { realm: String, registry: bool },
+    /// 404.
+    NotFound,
+    /// 405 with the methods the endpoint implements.
+    MethodNotAllowed(String),
+    /// 405 for a write through an alias or a product URL. Dispatch turns it
+    /// into [`HttpError::MethodNotAllowed`] with the endpoint's read-only
+    /// methods from the route table.
+    ReadOnly,
+    /// 408: the request body paused for longer than allowed.
+    BodyTimeout,
+    /// 409 with a reason: something is in the way.
+    Conflict(String),
+    /// 413 with the original's bare body (JSON bodies over 1 MiB).
+    TooLarge,
+    /// 421 with a reason (publishing is not configured).
+    Misdirected(String),
+    /// 422 with a reason: a digest that cannot be used or does not match.
+    Unprocessable(String),
+    /// 500 with a reason the client may see.
+    Failed(String),
+    /// 500 without details; the cause has been logged.
+    Internal,
+    /// 501: a feature this server does not have yet.
+    NotImplemented(&'static str),
 }
 
 pub type HttpResult<T> = Result<T, HttpError>;
 
 impl HttpError {
-    pub fn new(status: StatusCode) -> HttpError {
-        HttpError {
-            status,
-            reason: None,
-            allow: None,
-            raw_body: None,
-        }
-    }
-    pub fn with_reason(status: StatusCode, reason: impl Into<String>) -> HttpError {
-        HttpError {
-            status,
-            reason: Some(reason.into()),
-            allow: None,
-            raw_body: None,
-        }
-    }
-    pub fn not_found() -> HttpError {
-        HttpError::new(StatusCode::NOT_FOUND)
-    }
     pub fn bad_request(reason: impl Into<String>) -> HttpError {
-        HttpError::with_reason(StatusCode::BAD_REQUEST, reason)
+        HttpError::BadRequest(reason.into())
     }
-    pub fn method_not_allowed(allow: &str) -> HttpError {
-        HttpError {
-            allow: Some(allow.to_string()),
-            ..HttpError::new(StatusCode::METHOD_NOT_ALLOWED)
+
+    /// The 401 for a request to `path` that authentication refused.
+    pub fn unauthorized(realm: &str, path: &str) -> HttpError {
+        HttpError::Unauthorized {
+            realm: realm.to_string(),
+            registry: path.starts_with("/v2/"),
         }
     }
-    pub fn not_implemented(what: &str) -> HttpError {
-        HttpError::with_reason(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("{what} is not implemented by this server yet"),
-        )
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::MethodNotAllowed(_) | HttpError::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
+            HttpError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
+            HttpError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            HttpError::Failed(_) | HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+        }
     }
-    pub fn too_large() -> HttpError {
-        HttpError {
-            raw_body: Some("Maximum request body size 1048576 exceeded.".into()),
-            ..HttpError::new(StatusCode::PAYLOAD_TOO_LARGE)
+
+    /// A reason phrase of our own, shown in the status line and the body;
+    /// `None` for the standard one.
+    fn reason(&self) -> Option<String> {
+        match self {
+            HttpError::BadRequest(r)
+            | HttpError::Conflict(r)
+            | HttpError::Misdirected(r)
+            | HttpError::Unprocessable(r)
+            | HttpError::Failed(r) => Some(r.clone()),
+            HttpError::BodyTimeout => Some("request body timed out".into()),
+            HttpError::NotImplemented(what) => Some(format!("{what} is not implemented by this server yet")),
+            _ => None,
         }
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let reason = self
-            .reason
+        let status = self.status();
+        let reason = self.reason();
+        let shown = reason
             .clone()
-            .unwrap_or_else(|| self.status.canonical_reason().unwrap_or("Unknown").to_string());
-        let is_500 = self.status == StatusCode::INTERNAL_SERVER_ERROR && self.reason.is_none();
-        let text = match (&self.raw_body, is_500) {
-            (Some(b), _) => b.clone(),
-            (None, true) => "500 Internal Server Error\n\nServer got itself in trouble".to_string(),
-            (None, false) => format!("{}: {}", self.status.as_u16(), reason),
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("Unknown").to_string());
+        let text = match &self {
+            HttpError::TooLarge => "Maximum request body size 1048576 exceeded.".to_string(),
+            HttpError::Internal => "500 Internal Server Error\n\nServer got itself in trouble".to_string(),
+            HttpError::Unauthorized { registry: true, .. } => {
+                r#"{"errors": [{"code": "UNAUTHORIZED", "message": "Authentication is required."}]}"#.to_string()
+            }
+            _ => format!("{}: {}", status.as_u16(), shown),
         };
         let mut resp = Response::new(Body::from_bytes(text));
-        *resp.status_mut() = self.status;
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        if let Some(allow) = &self.allow {
-            if let Ok(v) = HeaderValue::from_str(allow) {
-                resp.headers_mut().insert(ALLOW, v);
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        match &self {
+            HttpError::MethodNotAllowed(allow) => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    h.insert(ALLOW, v);
+                }
             }
+            HttpError::ReadOnly => {
+                h.insert(ALLOW, HeaderValue::from_static("GET"));
+            }
+            HttpError::Internal => {
+                h.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            HttpError::Unauthorized { realm, registry } => {
+                if *registry {
+                    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    h.insert(
+                        "docker-distribution-api-version",
+                        HeaderValue::from_static("registry/2.0"),
+                    );
+                }
+                let challenge = format!("Basic realm=\"{realm}\", charset=\"utf-8\"");
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    h.insert(WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
         }
-        if is_500 {
-            resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let Some(r) = &self.reason {
+        if let Some(r) = reason {
             // Line breaks would corrupt the status line; the body keeps the full text.
             let clean: String = r.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             if let Ok(p) = hyper::ext::ReasonPhrase::try_from(clean.into_bytes()) {
@@ -97,16 +146,14 @@ impl HttpError {
 impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> HttpError {
         match e {
-            StoreError::NotFound => HttpError::not_found(),
-            StoreError::Refused(r) => HttpError::bad_request(r),
-            StoreError::InvalidDigest(r) | StoreError::DigestMismatch(r) => {
-                HttpError::with_reason(StatusCode::UNPROCESSABLE_ENTITY, r)
-            }
-            StoreError::Conflict(r) => HttpError::with_reason(StatusCode::CONFLICT, r),
-            StoreError::Failed(r) => HttpError::with_reason(StatusCode::INTERNAL_SERVER_ERROR, r),
+            StoreError::NotFound => HttpError::NotFound,
+            StoreError::Refused(r) => HttpError::BadRequest(r),
+            StoreError::InvalidDigest(r) | StoreError::DigestMismatch(r) => HttpError::Unprocessable(r),
+            StoreError::Conflict(r) => HttpError::Conflict(r),
+            StoreError::Failed(r) => HttpError::Failed(r),
             StoreError::Io(err) => {
                 tracing::error!("i/o error: {err}");
-                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR)
+                HttpError::Internal
             }
         }
     }
@@ -114,6 +161,12 @@ impl From<StoreError> for HttpError {
 
 impl From<std::io::Error> for HttpError {
     fn from(e: std::io::Error) -> HttpError {
+        HttpError::from(StoreError::Io(e))
+    }
+}
+
+impl From<crate::store::digest::InvalidDigest> for HttpError {
+    fn from(e: crate::store::digest::InvalidDigest) -> HttpError {
         HttpError::from(StoreError::from(e))
     }
 }

@@ -200,10 +200,8 @@ fn sendfile_answer(hname: &str, path: &Path, digest: Option<&str>) -> HttpResult
     if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
         h.insert(DIGEST, d);
     }
-    let name = header::HeaderName::from_bytes(hname.as_bytes())
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR))?;
-    let value = HeaderValue::from_bytes(real.as_os_str().as_encoded_bytes())
-        .map_err(|_| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR))?;
+    let name = header::HeaderName::from_bytes(hname.as_bytes()).map_err(|_| HttpError::Internal)?;
+    let value = HeaderValue::from_bytes(real.as_os_str().as_encoded_bytes()).map_err(|_| HttpError::Internal)?;
     h.insert(name, value);
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(""));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));

@@ -3,100 +3,90 @@
 
 use std::rc::Rc;
 
-use hyper::{Method, Response};
+use hyper::Response;
 use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
-use super::{detached, job_ref, respond, user_repo, Body, Ctx, HttpError, HttpResult, Req};
+use super::route::JobAddr;
+use super::{detached, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::{meta, tree};
 
-pub async fn job(
-    ctx: &Rc<Ctx>,
-    req: &mut Req,
-    user: &Option<String>,
-    branch_raw: &str,
-    tag_raw: &str,
-    job_raw: &str,
-    _slash: bool,
-) -> HttpResult<Response<Body>> {
-    let is_get = *req.method() == Method::GET;
-    let jr = job_ref(
-        &req.access,
-        user_repo(ctx, user)?,
-        branch_raw,
-        tag_raw,
-        job_raw,
-        !is_get,
-    )
-    .await?;
-    match *req.method() {
-        Method::GET => {
-            let dir = jr.dir();
-            if !io::is_dir(&dir).await {
-                return Err(HttpError::not_found());
-            }
-            let canonical = jr.url();
-            if req.path != canonical {
-                return Ok(respond::redirect(&canonical));
-            }
-            let mut m = tree::job_summary(&jr).await;
-            m.insert("internal".into(), Value::Bool(meta::flag(&dir.join(".internal")).await));
-            m.insert(
-                "timestamp".into(),
-                meta::timestamp_value(meta::mtime(&dir.join(".stamp")).await),
-            );
-            let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
-            m.insert("digest".into(), Value::String(digest));
-            let formats: Vec<Value> = tree::list_dirs(&dir)
-                .await?
-                .into_iter()
-                .filter(|f| req.access.can_read(&format!("{canonical}{f}/")))
-                .map(Value::String)
-                .collect();
-            m.insert("artifact_formats".into(), Value::Array(formats));
-            Ok(respond::json(&json!({ "job": m })))
-        }
-        Method::DELETE => {
-            let (store, jr) = (ctx.store.clone(), jr.clone());
-            detached(async move { store.delete_job(&jr).await }).await??;
-            ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
-            Ok(respond::ok_empty())
-        }
-        Method::PATCH => {
-            let updates = read_job_params(req).await?;
-            let (store, jr) = (ctx.store.clone(), jr.clone());
-            detached(async move { store.patch_metadata(&jr, &updates).await }).await??;
-            Ok(respond::ok_empty())
-        }
-        Method::PUT => {
-            let params = read_job_params(req).await?;
-            let internal = match params.get("internal") {
-                None | Some(Value::Null) => None,
-                Some(Value::Bool(b)) => Some(*b),
-                Some(_) => return Err(invalid()),
-            };
-            let lock = match params.get("locked") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(true)) => true,
-                // Unlocking is POST's job.
-                Some(_) => return Err(invalid()),
-            };
-            let (store, jr) = (ctx.store.clone(), jr.clone());
-            detached(async move { store.put_job(&jr, internal, lock).await }).await??;
-            Ok(respond::ok_empty())
-        }
-        Method::POST => {
-            let params = read_job_params(req).await?;
-            if params.get("locked") != Some(&Value::Bool(false)) {
-                return Err(invalid());
-            }
-            ctx.store.unlock_job(&jr).await?;
-            Ok(respond::ok_empty())
-        }
-        _ => Err(HttpError::method_not_allowed("DELETE,GET,PATCH,POST,PUT")),
+pub async fn get_job(ctx: &Rc<Ctx>, req: &Req, addr: &JobAddr) -> HttpResult<Response<Body>> {
+    let jr = locate::job(ctx, &req.access, addr, false).await?;
+    let dir = jr.dir();
+    if !io::is_dir(&dir).await {
+        return Err(HttpError::NotFound);
     }
+    let canonical = jr.url();
+    if req.path != canonical {
+        return Ok(respond::redirect(&canonical));
+    }
+    let mut m = tree::job_summary(&jr).await;
+    m.insert("internal".into(), Value::Bool(meta::flag(&dir.join(".internal")).await));
+    m.insert(
+        "timestamp".into(),
+        meta::timestamp_value(meta::mtime(&dir.join(".stamp")).await),
+    );
+    let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
+    m.insert("digest".into(), Value::String(digest));
+    let formats: Vec<Value> = tree::list_dirs(&dir)
+        .await?
+        .into_iter()
+        .filter(|f| req.access.can_read(&format!("{canonical}{f}/")))
+        .map(Value::String)
+        .collect();
+    m.insert("artifact_formats".into(), Value::Array(formats));
+    Ok(respond::json(&json!({ "job": m })))
+}
+
+/// `PATCH {"job": {…}}`: merges metadata (creating the job if needed).
+pub async fn update_job_metadata(ctx: &Rc<Ctx>, req: &mut Req, addr: &JobAddr) -> HttpResult<Response<Body>> {
+    let jr = locate::job(ctx, &req.access, addr, true).await?;
+    let updates = read_job_params(req).await?;
+    let store = ctx.store.clone();
+    detached(async move { store.patch_metadata(&jr, &updates).await }).await??;
+    Ok(respond::ok_empty())
+}
+
+/// `PUT {"job": {"internal": bool, "locked": true}}`.
+pub async fn update_job(ctx: &Rc<Ctx>, req: &mut Req, addr: &JobAddr) -> HttpResult<Response<Body>> {
+    let jr = locate::job(ctx, &req.access, addr, true).await?;
+    let params = read_job_params(req).await?;
+    let internal = match params.get("internal") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(invalid()),
+    };
+    let lock = match params.get("locked") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(true)) => true,
+        // Unlocking is POST's job.
+        Some(_) => return Err(invalid()),
+    };
+    let store = ctx.store.clone();
+    detached(async move { store.put_job(&jr, internal, lock).await }).await??;
+    Ok(respond::ok_empty())
+}
+
+/// `POST {"job": {"locked": false}}`.
+pub async fn unlock_job(ctx: &Rc<Ctx>, req: &mut Req, addr: &JobAddr) -> HttpResult<Response<Body>> {
+    let jr = locate::job(ctx, &req.access, addr, true).await?;
+    let params = read_job_params(req).await?;
+    if params.get("locked") != Some(&Value::Bool(false)) {
+        return Err(invalid());
+    }
+    ctx.store.unlock_job(&jr).await?;
+    Ok(respond::ok_empty())
+}
+
+pub async fn delete_job(ctx: &Rc<Ctx>, req: &Req, addr: &JobAddr) -> HttpResult<Response<Body>> {
+    let jr = locate::job(ctx, &req.access, addr, true).await?;
+    let store = ctx.store.clone();
+    detached(async move { store.delete_job(&jr).await }).await??;
+    ctx.cleanup.schedule(RunKind::OrphansOnly, Trigger::Delete);
+    Ok(respond::ok_empty())
 }
 
 fn invalid() -> HttpError {

@@ -16,7 +16,7 @@ pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
     let mut buf = BytesMut::new();
     while let Some(data) = req.next_body_frame().await? {
         if buf.len() + data.len() > MAX_JSON {
-            return Err(HttpError::too_large());
+            return Err(HttpError::TooLarge);
         }
         buf.extend_from_slice(&data);
     }

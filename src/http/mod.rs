@@ -1,22 +1,26 @@
 //! The HTTP front end: accepting connections, routing, and one module per
-//! resource. Handlers call the storage layer; errors become responses in
-//! `error.rs` only.
+//! resource. A handler parses its request, finds its place through
+//! `locate`, asks the storage layer, and answers; errors become responses
+//! in `error.rs` only.
 
 mod archive;
 mod artifact;
 mod batch;
 pub mod body;
+mod branches;
 mod error;
 mod file;
 mod format;
+mod home;
 mod job;
 mod jsonbody;
-mod listing;
+mod locate;
 mod products;
 mod respond;
 pub mod route;
 pub mod server;
 mod static_files;
+mod tag;
 mod upload;
 
 use std::rc::Rc;
@@ -27,13 +31,10 @@ use hyper::{Method, Request, Response};
 use crate::auth::{Access, Auth};
 use crate::cleanup::Scheduler;
 use crate::config::Config;
-use crate::io;
-use crate::names::{self, Alias};
-use crate::store::repo::JobRef;
-use crate::store::{Repo, Store};
+use crate::store::Store;
 pub use body::Body;
 pub use error::{HttpError, HttpResult};
-use route::{FormatAddr, Route};
+use route::{Endpoint, Route};
 pub use static_files::load_cli;
 
 /// Everything a request handler needs, shared by all connections.
@@ -69,12 +70,7 @@ impl Req {
         };
         loop {
             let frame = match tokio::time::timeout(self.body_timeout, body.frame()).await {
-                Err(_) => {
-                    return Err(HttpError::with_reason(
-                        hyper::StatusCode::REQUEST_TIMEOUT,
-                        "request body timed out",
-                    ))
-                }
+                Err(_) => return Err(HttpError::BodyTimeout),
                 Ok(None) => return Ok(None),
                 Ok(Some(Err(e))) => {
                     tracing::debug!("request body interrupted: {e}");
@@ -110,9 +106,7 @@ impl Req {
 /// sequence cut at an await (a blob renamed but not linked, product links
 /// removed but not rebuilt) must not be left half done.
 pub async fn detached<T: 'static>(fut: impl std::future::Future<Output = T> + 'static) -> HttpResult<T> {
-    tokio_uring::spawn(fut)
-        .await
-        .map_err(|_| HttpError::new(hyper::StatusCode::INTERNAL_SERVER_ERROR))
+    tokio_uring::spawn(fut).await.map_err(|_| HttpError::Internal)
 }
 
 /// `application/x-www-form-urlencoded` query parsing (`+` is a space).
@@ -150,14 +144,14 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     // aiohttp's parser rejects method tokens it does not know, before
     // anything else looks at the request.
     if !KNOWN_METHODS.contains(&parts.method) {
-        let resp = HttpError::new(hyper::StatusCode::BAD_REQUEST).into_response();
+        let resp = HttpError::bad_request("Bad Request").into_response();
         log_access(&parts, None, &resp, peer);
         return with_server_header(resp);
     }
     // Authentication comes before routing: a refusal is a 401 even for
     // paths that do not exist or methods that are not allowed.
     let Ok(access) = ctx.auth.authorize(&parts.method, &path, &parts.headers).await else {
-        let resp = unauthorized(&ctx, &path);
+        let resp = HttpError::unauthorized(&ctx.cfg.auth_realm, &path).into_response();
         log_access(&parts, None, &resp, peer);
         return with_server_header(resp);
     };
@@ -173,8 +167,11 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     } else {
         Route::NotFound
     };
+    let read_only_allow = route.read_only_allow();
     let resp = match dispatch(&ctx, &mut req, route).await {
         Ok(r) => r,
+        // A write through an alias: the endpoint's read-only methods.
+        Err(HttpError::ReadOnly) => HttpError::MethodNotAllowed(read_only_allow.into()).into_response(),
         Err(e) => e.into_response(),
     };
     log_access(&req.parts, Some(&req.access), &resp, peer);
@@ -186,31 +183,6 @@ fn with_server_header(mut resp: Response<Body>) -> Response<Body> {
     const SERVER: hyper::header::HeaderValue =
         hyper::header::HeaderValue::from_static(concat!("dlrepo/", env!("CARGO_PKG_VERSION")));
     resp.headers_mut().insert(hyper::header::SERVER, SERVER);
-    resp
-}
-
-/// The 401 of auth.md §5: plain text, or the registry's JSON under `/v2/`.
-fn unauthorized(ctx: &Ctx, path: &str) -> Response<Body> {
-    use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
-    let mut resp = if path.starts_with("/v2/") {
-        let mut r = respond::json(&serde_json::json!({
-            "errors": [{"code": "UNAUTHORIZED", "message": "Authentication is required."}]
-        }));
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r.headers_mut().insert(
-            "docker-distribution-api-version",
-            HeaderValue::from_static("registry/2.0"),
-        );
-        *r.status_mut() = hyper::StatusCode::UNAUTHORIZED;
-        r
-    } else {
-        HttpError::new(hyper::StatusCode::UNAUTHORIZED).into_response()
-    };
-    let challenge = format!("Basic realm=\"{}\", charset=\"utf-8\"", ctx.cfg.auth_realm);
-    if let Ok(v) = HeaderValue::from_str(&challenge) {
-        resp.headers_mut().insert(WWW_AUTHENTICATE, v);
-    }
     resp
 }
 
@@ -237,67 +209,6 @@ fn log_access(parts: &hyper::http::request::Parts, access: Option<&Access>, resp
     );
 }
 
-fn user_repo(ctx: &Ctx, user: &Option<String>) -> HttpResult<Repo> {
-    match user {
-        None => Ok(ctx.store.repo(None)),
-        Some(u) => {
-            let u = names::lower(u);
-            if !names::is_valid_user(&u) {
-                return Err(HttpError::not_found());
-            }
-            Ok(ctx.store.repo(Some(&u)))
-        }
-    }
-}
-
-/// Lowercases a URL name; a reserved or malformed one does not exist.
-fn name(raw: &str) -> HttpResult<String> {
-    let n = names::lower(raw);
-    if names::is_valid_name(&n) {
-        Ok(n)
-    } else {
-        Err(HttpError::not_found())
-    }
-}
-
-/// Resolves a tag segment that may be an alias, among the tags the caller
-/// may read. Writes through an alias are refused with 405 and `allow`.
-async fn resolve_tag(
-    access: &Access,
-    repo: &Repo,
-    branch: &str,
-    tag_raw: &str,
-    write: bool,
-    allow: &str,
-) -> HttpResult<String> {
-    let tag = names::lower(tag_raw);
-    match Alias::parse(&tag) {
-        Some(_) if write => Err(HttpError::method_not_allowed(allow)),
-        Some(alias) => {
-            let prefix = format!("{}/branches/{branch}/", repo.url_prefix());
-            let readable = |t: &str| access.can_read(&format!("{prefix}{t}/"));
-            crate::store::tree::resolve_tag_alias(repo, branch, alias, readable)
-                .await?
-                .ok_or_else(HttpError::not_found)
-        }
-        None if names::is_valid_name(&tag) => Ok(tag),
-        None => Err(HttpError::not_found()),
-    }
-}
-
-/// The job a `branches/<b>/<t>/<j>` URL names in `repo`: names lowercased,
-/// the tag resolved as [`resolve_tag`] does (writes through an alias: 405).
-async fn job_ref(access: &Access, repo: Repo, branch: &str, tag: &str, job: &str, write: bool) -> HttpResult<JobRef> {
-    let branch = name(branch)?;
-    let tag = resolve_tag(access, &repo, &branch, tag, write, "GET").await?;
-    Ok(JobRef {
-        repo,
-        branch,
-        tag,
-        job: name(job)?,
-    })
-}
-
 /// The methods aiohttp's parser knows; any other is a 400.
 const KNOWN_METHODS: [Method; 9] = [
     Method::GET,
@@ -312,112 +223,37 @@ const KNOWN_METHODS: [Method; 9] = [
 ];
 
 async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Response<Body>> {
-    let allowed = route.allowed();
-    if matches!(route, Route::NotFound) {
-        return Err(HttpError::not_found());
-    }
-    if matches!(route, Route::Registry) {
-        return Err(HttpError::not_implemented("The container registry"));
-    }
-    if !allowed.split(',').any(|m| m == req.method().as_str()) {
-        return Err(HttpError::method_not_allowed(allowed));
-    }
-    match route {
-        Route::Home => Err(HttpError::not_implemented("The web interface")),
-        Route::UserHome { user, slash } => {
-            let repo = user_repo(ctx, &Some(user.clone()))?;
-            if !io::is_dir(&repo.dir).await {
-                return Err(HttpError::not_found());
-            }
-            if !slash {
-                return Ok(respond::redirect(&format!("/~{user}/")));
-            }
-            Err(HttpError::not_implemented("The web interface"))
-        }
-        Route::Cli => Ok(static_files::cli(ctx, req)),
-        Route::Static { file } => static_files::static_file(ctx, req, &file).await,
-        Route::Branches { user, slash } => listing::branches(ctx, req, &user, slash).await,
-        Route::Branch { user, branch, slash } => listing::branch(ctx, req, &user, &branch, slash).await,
-        Route::Tag {
-            user,
-            branch,
-            tag,
-            slash,
-        } => listing::tag(ctx, req, &user, &branch, &tag, slash).await,
-        Route::Job {
-            user,
-            branch,
-            tag,
-            job,
-            slash,
-        } => job::job(ctx, req, &user, &branch, &tag, &job, slash).await,
-        Route::Format { user, parent, format } => {
-            format::format_dir(ctx, req, &FormatAddr { user, parent, format }).await
-        }
-        Route::FormatShortcut { user, parent, format } => {
-            format::shortcut(ctx, req, &FormatAddr { user, parent, format }).await
-        }
-        Route::Artifact {
-            user,
-            parent,
-            format,
-            path,
-        } => match *req.method() {
-            Method::PUT => upload::put(ctx, req, &FormatAddr { user, parent, format }, &path).await,
-            _ => artifact::get(ctx, req, &FormatAddr { user, parent, format }, &path).await,
-        },
-        Route::JobTar { user, branch, tag, job } => archive::job_tar(ctx, req, &user, &branch, &tag, &job).await,
-        Route::FormatTar { user, parent, format } => {
-            archive::format_tar(ctx, req, &FormatAddr { user, parent, format }).await
-        }
-        Route::FormatSha256 { user, parent, format } => {
-            archive::format_sha256(ctx, req, &FormatAddr { user, parent, format }).await
-        }
-        Route::VersionTar(addr) => archive::version_tar(ctx, req, &addr).await,
-        Route::Products { user, slash } => {
-            let level = products::Level {
-                product: None,
-                variant: None,
-                pbranch: None,
-            };
-            products::listing(ctx, req, &user, level, slash).await
-        }
-        Route::Product { user, product, slash } => {
-            let level = products::Level {
-                product: Some(&product),
-                variant: None,
-                pbranch: None,
-            };
-            products::listing(ctx, req, &user, level, slash).await
-        }
-        Route::Variant {
-            user,
-            product,
-            variant,
-            slash,
-        } => {
-            let level = products::Level {
-                product: Some(&product),
-                variant: Some(&variant),
-                pbranch: None,
-            };
-            products::listing(ctx, req, &user, level, slash).await
-        }
-        Route::ProductBranch {
-            user,
-            product,
-            variant,
-            pbranch,
-            slash,
-        } => {
-            let level = products::Level {
-                product: Some(&product),
-                variant: Some(&variant),
-                pbranch: Some(&pbranch),
-            };
-            products::listing(ctx, req, &user, level, slash).await
-        }
-        Route::Version { addr, .. } => products::version(ctx, req, &addr).await,
-        Route::Registry | Route::NotFound => Err(HttpError::not_found()),
+    use Endpoint::*;
+    match route.endpoint(req.method())? {
+        GetHome => home::get_home(ctx, req).await,
+        GetUserHome(a) => home::get_user_home(ctx, req, &a).await,
+        GetCli => Ok(static_files::get_cli(ctx, req)),
+        GetStatic(file) => static_files::get_static(ctx, req, &file).await,
+        ListBranches(a) => branches::list_branches(ctx, req, &a).await,
+        GetBranch(a) => branches::get_branch(ctx, req, &a).await,
+        UpdateBranch(a) => branches::update_branch(ctx, req, &a).await,
+        DeleteBranch(a) => branches::delete_branch(ctx, req, &a).await,
+        GetTag(a) => tag::get_tag(ctx, req, &a).await,
+        UpdateTag(a) => tag::update_tag(ctx, req, &a).await,
+        DeleteTag(a) => tag::delete_tag(ctx, req, &a).await,
+        GetJobTar(a) => archive::get_job_tar(ctx, req, &a).await,
+        GetJob(a) => job::get_job(ctx, req, &a).await,
+        UpdateJobMetadata(a) => job::update_job_metadata(ctx, req, &a).await,
+        UpdateJob(a) => job::update_job(ctx, req, &a).await,
+        UnlockJob(a) => job::unlock_job(ctx, req, &a).await,
+        DeleteJob(a) => job::delete_job(ctx, req, &a).await,
+        GetFormatTar(a) => archive::get_format_tar(ctx, req, &a).await,
+        GetFormatSha256(a) => archive::get_format_sha256(ctx, req, &a).await,
+        GetFormatShortcut(a) => format::get_format_shortcut(ctx, req, &a).await,
+        GetFormat(a) => format::get_format(ctx, req, &a).await,
+        ProbeFormat(a) => format::probe_format(ctx, req, &a).await,
+        FinalizeFormat(a) => format::finalize_format(ctx, req, &a).await,
+        DeleteFormat(a) => format::delete_format(ctx, req, &a).await,
+        GetArtifact(a) => artifact::get_artifact(ctx, req, &a).await,
+        PutArtifact(a) => upload::put_artifact(ctx, req, &a).await,
+        ListProducts(a) => products::list_products(ctx, req, &a).await,
+        GetVersionTar(a) => archive::get_version_tar(ctx, req, &a).await,
+        GetVersion(a) => products::get_version(ctx, req, &a).await,
+        Registry => Err(HttpError::NotImplemented("The container registry")),
     }
 }

@@ -21,9 +21,9 @@ const ASSETS: &[(&str, &[u8])] = &[
     ("published.svg", include_bytes!("assets/published.svg")),
 ];
 
-pub async fn static_file(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Response<Body>> {
+pub async fn get_static(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Response<Body>> {
     if name == "." || name == ".." || name.contains('\0') {
-        return Err(HttpError::not_found());
+        return Err(HttpError::NotFound);
     }
     if let Some(dir) = &ctx.cfg.static_dir {
         let path = dir.join(name);
@@ -33,10 +33,7 @@ pub async fn static_file(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Res
             }
         }
     }
-    let (_, data) = ASSETS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(HttpError::not_found)?;
+    let (_, data) = ASSETS.iter().find(|(n, _)| *n == name).ok_or(HttpError::NotFound)?;
     let mut r = Response::new(if *req.method() == Method::HEAD {
         Body::empty()
     } else {
@@ -78,7 +75,7 @@ pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Bytes {
     Bytes::new()
 }
 
-pub fn cli(ctx: &Ctx, req: &Req) -> Response<Body> {
+pub fn get_cli(ctx: &Ctx, req: &Req) -> Response<Body> {
     let len = ctx.cli_script.len();
     let mut r = Response::new(if *req.method() == Method::HEAD {
         Body::empty()

@@ -53,7 +53,7 @@ impl Store {
     /// if the blob exists (renewing the blob's lease), renames it into place
     /// otherwise. Existing blobs are never replaced. The blob stays pinned
     /// in the returned value, so it is linked before the GC may take it.
-    pub async fn finalize_blob(self: &Rc<Self>, staging: &mut Staging, d: &Digest) -> StoreResult<HeldBlob> {
+    pub async fn commit_blob(self: &Rc<Self>, staging: &mut Staging, d: &Digest) -> StoreResult<HeldBlob> {
         let path = self.blob_path(d);
         let shard = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.blobs_dir());
         let pin = self.pins.pin(&path).await;

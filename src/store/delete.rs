@@ -101,7 +101,7 @@ impl Store {
     /// Removes a tree inside a repository and updates the user's usage.
     async fn remove_accounted(&self, repo: &Repo, dir: &Path) -> StoreResult<()> {
         let _usage = match &repo.user {
-            Some(u) => Some(self.usage_locks.lock(u.clone()).await),
+            Some(u) => Some(self.usage_mutex.lock(u.clone()).await),
             None => None,
         };
         let size = self.remove_tree(dir, repo.user.is_some()).await?;
@@ -119,27 +119,29 @@ impl Store {
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
-        let _job = self.job_locks.lock(dir.clone()).await;
-        let _removing = self.lock_flags.begin_removal(&dir).await;
+        let _job = self.job_mutex.lock(dir.clone()).await;
+        let _removing = self.job_states.begin_removal(&dir).await;
         {
-            let _products = self.products_locks.lock(job.repo.products_dir()).await;
+            let _products = self.products_mutex.lock(job.repo.products_dir()).await;
             products::remove_product_links(job).await?;
         }
         self.remove_accounted(&job.repo, &dir).await
     }
 
-    /// DELETE of a format.
+    /// DELETE of a format, under the format's mutex (no upload links into
+    /// it meanwhile).
     pub async fn delete_format(self: &Rc<Self>, job: &JobRef, format: &str) -> StoreResult<()> {
         let dir = job.dir().join(format);
+        let _format = self.format_mutex.lock(dir.clone()).await;
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
-        if tree::job_locked(job).await && !self.cfg.is_internal_format(format) {
+        if tree::job_lock_flag(job).await && !self.cfg.is_internal_format(format) {
             return Err(StoreError::Refused("Cannot delete format: job is locked".into()));
         }
         self.remove_accounted(&job.repo, &dir).await?;
         // Unlike 0.44, do not leave a dangling product link behind.
-        let _products = self.products_locks.lock(job.repo.products_dir()).await;
+        let _products = self.products_mutex.lock(job.repo.products_dir()).await;
         products::remove_dangling_links(job).await?;
         Ok(())
     }
@@ -162,7 +164,7 @@ impl Store {
     /// The caller has checked the tag may be deleted.
     pub async fn delete_tag_unchecked(self: &Rc<Self>, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
         let dir = repo.tag_dir(branch, tag);
-        let _removing = self.lock_flags.begin_removal(&dir).await;
+        let _removing = self.job_states.begin_removal(&dir).await;
         for job in tree::list_dirs(&dir).await? {
             let jr = JobRef {
                 repo: repo.clone(),
@@ -170,9 +172,9 @@ impl Store {
                 tag: tag.into(),
                 job,
             };
-            let _job = self.job_locks.lock(jr.dir()).await;
+            let _job = self.job_mutex.lock(jr.dir()).await;
             {
-                let _products = self.products_locks.lock(repo.products_dir()).await;
+                let _products = self.products_mutex.lock(repo.products_dir()).await;
                 products::remove_product_links(&jr).await?;
             }
             self.remove_accounted(repo, &jr.dir()).await?;
@@ -182,7 +184,7 @@ impl Store {
 
     pub async fn delete_tag(self: &Rc<Self>, repo: &Repo, branch: &str, tag: &str) -> StoreResult<()> {
         let dir = repo.tag_dir(branch, tag);
-        let _tag = self.tag_locks.lock(dir.clone()).await;
+        let _tag = self.tag_mutex.lock(dir.clone()).await;
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
@@ -201,7 +203,7 @@ impl Store {
         released: bool,
     ) -> StoreResult<bool> {
         let dir = repo.tag_dir(branch, tag);
-        let _tag = self.tag_locks.lock(dir.clone()).await;
+        let _tag = self.tag_mutex.lock(dir.clone()).await;
         if !io::is_dir(&dir).await || tag_flags(&dir).await != (false, released) {
             return Ok(false);
         }
@@ -217,12 +219,12 @@ impl Store {
         }
         // Marked first: once the uploads linking into it are done, no new
         // tag can appear in it, so the list below is complete.
-        let _removing = self.lock_flags.begin_removal(&dir).await;
+        let _removing = self.job_states.begin_removal(&dir).await;
         let tags = tree::list_dirs(&dir).await?;
         // Every tag is held, in name order, from its check to the end.
         let mut _tags = Vec::with_capacity(tags.len());
         for tag in &tags {
-            _tags.push(self.tag_locks.lock(repo.tag_dir(branch, tag)).await);
+            _tags.push(self.tag_mutex.lock(repo.tag_dir(branch, tag)).await);
         }
         for tag in &tags {
             self.check_tag_deletable(repo, branch, tag).await?;

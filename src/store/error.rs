@@ -22,13 +22,18 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A file-system failure is the server's problem (500), a missing file
+/// included: where a missing file means a missing artifact, the code that
+/// looked for it says [`StoreError::NotFound`] itself.
 impl From<io::Error> for StoreError {
     fn from(e: io::Error) -> Self {
-        if crate::io::is_missing(&e) {
-            StoreError::NotFound
-        } else {
-            StoreError::Io(e)
-        }
+        StoreError::Io(e)
+    }
+}
+
+impl From<super::digest::InvalidDigest> for StoreError {
+    fn from(e: super::digest::InvalidDigest) -> Self {
+        StoreError::InvalidDigest(e.to_string())
     }
 }
 

@@ -17,7 +17,7 @@ impl Store {
     /// clears the format's dirty flag. A failing command leaves the format
     /// dirty and answers `post process failed`.
     pub async fn finalize_format(self: &Rc<Self>, format_dir: &Path) -> StoreResult<()> {
-        let _guard = self.format_locks.lock(format_dir.to_path_buf()).await;
+        let _guard = self.format_mutex.lock(format_dir.to_path_buf()).await;
         // The command sees the index, and it replaces shared files by
         // copies, which the journal could no longer vouch for.
         self.flush_format_locked(format_dir).await?;

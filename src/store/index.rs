@@ -69,7 +69,7 @@ impl Store {
         let dirs: Vec<PathBuf> = self.unflushed.borrow().iter().cloned().collect();
         let mut ok = true;
         for dir in dirs {
-            let _format = self.format_locks.lock(dir.clone()).await;
+            let _format = self.format_mutex.lock(dir.clone()).await;
             if let Err(e) = self.flush_format_locked(&dir).await {
                 tracing::error!("cannot write {}/.digests: {e}", dir.display());
                 ok = false;
@@ -87,7 +87,7 @@ impl Store {
         let Some(key) = self.unflushed_key(format_dir) else {
             return Ok(());
         };
-        let _format = self.format_locks.lock(key.clone()).await;
+        let _format = self.format_mutex.lock(key.clone()).await;
         self.flush_format_locked(&key).await
     }
 
@@ -131,7 +131,7 @@ impl Store {
     /// Unflushed indexes are kept: they are still the truth.
     pub fn forget_tree(&self, dir: &Path) {
         self.bump_digests_epoch();
-        self.lock_flags.forget_tree(dir);
+        self.job_states.forget_tree(dir);
         self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));
         let unflushed = self.unflushed.borrow();

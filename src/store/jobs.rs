@@ -32,8 +32,8 @@ impl Store {
     /// PATCH of a job: merges `updates` into `.metadata` (creating the job if
     /// needed) and rebuilds the job's product links.
     pub async fn patch_metadata(self: &Rc<Self>, job: &JobRef, updates: &Map<String, Value>) -> StoreResult<()> {
-        let _job = self.job_locks.lock(job.dir()).await;
-        if tree::job_locked(job).await {
+        let _job = self.job_mutex.lock(job.dir()).await;
+        if tree::job_lock_flag(job).await {
             return Err(StoreError::Refused("Job is locked".into()));
         }
         self.ensure_job(job).await?;
@@ -45,7 +45,7 @@ impl Store {
     /// has all four product keys.
     async fn apply_metadata(&self, job: &JobRef, updates: &Map<String, Value>) -> StoreResult<()> {
         let dir = job.dir();
-        let _products = self.products_locks.lock(job.repo.products_dir()).await;
+        let _products = self.products_mutex.lock(job.repo.products_dir()).await;
         products::remove_product_links(job).await?;
         let mut metadata = meta::read_object(&dir.join(".metadata")).await;
         for (k, v) in updates {
@@ -63,10 +63,10 @@ impl Store {
 
     /// PUT of a job: the internal flag, then locking.
     pub async fn put_job(self: &Rc<Self>, job: &JobRef, internal: Option<bool>, lock: bool) -> StoreResult<()> {
-        let _job = self.job_locks.lock(job.dir()).await;
+        let _job = self.job_mutex.lock(job.dir()).await;
         let dir = job.dir();
         if let Some(internal) = internal {
-            if tree::job_locked(job).await {
+            if tree::job_lock_flag(job).await {
                 return Err(StoreError::Refused("Job is locked".into()));
             }
             if !io::is_dir(&dir).await {
@@ -85,18 +85,18 @@ impl Store {
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
-        if tree::job_locked(job).await {
+        if tree::job_lock_flag(job).await {
             // Also drops a stale "unlocked" cache entry.
-            self.lock_flags.end_lock(&dir);
+            self.job_states.end_lock(&dir);
             return Ok(());
         }
         // From here uploads into the job are refused; those already past
         // their check finish first, so every format they touch is seen.
-        self.lock_flags.begin_lock(&dir);
+        self.job_states.begin_lock(&dir);
         tracing::debug!("locking {}: waiting for uploads still linking", dir.display());
-        self.lock_flags.linking_drained(&dir).await;
+        self.job_states.linking_drained(&dir).await;
         let res = self.lock_marked_job(job).await;
-        self.lock_flags.end_lock(&dir);
+        self.job_states.end_lock(&dir);
         res
     }
 
@@ -107,7 +107,7 @@ impl Store {
         // formats still take uploads).
         let mut _formats = Vec::with_capacity(formats.len());
         for f in &formats {
-            _formats.push(self.format_locks.lock(dir.join(f)).await);
+            _formats.push(self.format_mutex.lock(dir.join(f)).await);
         }
         for f in &formats {
             if meta::flag(&dir.join(f).join(".dirty")).await {
@@ -152,7 +152,7 @@ impl Store {
 
     /// POST of a job: unlock.
     pub async fn unlock_job(&self, job: &JobRef) -> StoreResult<()> {
-        let _job = self.job_locks.lock(job.dir()).await;
+        let _job = self.job_mutex.lock(job.dir()).await;
         let dir = job.dir();
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);

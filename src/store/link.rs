@@ -64,23 +64,23 @@ impl Store {
         let job_dir = a.job.dir();
         let internal = self.cfg.is_internal_format(&a.format);
         let format_guard = loop {
-            let guard = self.format_locks.lock(format_dir.clone()).await;
+            let guard = self.format_mutex.lock(format_dir.clone()).await;
             // Checked again under the format lock: the job may have been
             // locked while the body was streaming.
-            if !internal && self.job_locked(&a.job).await {
+            if !internal && self.job_locked_cached(&a.job).await {
                 return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
             }
             // A delete of the job (or its tag or branch) in progress: link
             // into the folder it leaves behind, not into one it is removing.
-            if !self.lock_flags.being_removed(&job_dir) {
+            if !self.job_states.being_removed(&job_dir) {
                 break guard;
             }
             drop(guard);
-            self.lock_flags.removed(&job_dir).await;
+            self.job_states.removed(&job_dir).await;
         };
         // No await since the checks: a lock request or a delete that starts
         // from here on waits for this upload.
-        let _linking = self.lock_flags.linking_into(job_dir);
+        let _linking = self.job_states.linking_into(job_dir);
         super::hooks::link_hold().await;
         // Before anything changes: an index that cannot be read fails the
         // upload here rather than after the link. The format lock keeps
@@ -90,7 +90,7 @@ impl Store {
         // Quota first: a refused overwrite keeps the old file (and its usage).
         // The usage lock spans the check, the link and the save.
         let usage_guard = match &user {
-            Some(u) => Some(self.usage_locks.lock(u.clone()).await),
+            Some(u) => Some(self.usage_mutex.lock(u.clone()).await),
             None => None,
         };
         let mut old_size = 0;

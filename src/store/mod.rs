@@ -1,6 +1,7 @@
 //! The storage layer: the on-disk tree of `layout.md`, the blob store, and
 //! the upload and link paths. Nothing here knows about HTTP.
 
+pub mod alias;
 pub mod archive;
 pub mod blobs;
 mod busy;
@@ -11,7 +12,7 @@ pub mod error;
 pub mod finalize;
 mod hooks;
 mod index;
-pub mod joblock;
+mod job_states;
 pub mod jobs;
 mod journal;
 pub mod link;
@@ -21,8 +22,10 @@ pub mod pins;
 pub mod products;
 pub mod pyjson;
 pub mod repo;
+pub mod settings;
 pub mod staging;
 pub mod tree;
+pub mod upload;
 pub mod usage;
 
 use std::cell::{Cell, RefCell};
@@ -45,7 +48,7 @@ pub struct Store {
     pub cfg: Rc<Config>,
     /// Blobs inside a request's check → touch → link/rename sequence, and
     /// the one the orphan GC is deciding about.
-    pub pins: pins::PinTable,
+    pins: pins::PinTable,
     /// Parsed `.digests` of recently used formats (see `index.rs`). Every
     /// change of an index goes through it; deletes drop the entries below
     /// them.
@@ -65,34 +68,37 @@ pub struct Store {
     /// The root with symlinks resolved, to map a format reached through a
     /// `products/` link back to its cache key.
     canonical_root: PathBuf,
+    // The mutexes below are taken only inside this module, in the order
+    // of docs/design.md ("Lock order"): a tag, a job, the job's formats, a
+    // repository's `products/`, then a user's usage.
     /// Format directories whose `.digests`/`.dirty` are being rewritten.
-    pub format_locks: locks::KeyLocks<PathBuf>,
+    format_mutex: locks::KeyLocks<PathBuf>,
     /// Job directories whose metadata, flags or lock are changing.
-    /// Order: a job, then its formats, then a repository's products.
-    pub job_locks: locks::KeyLocks<PathBuf>,
+    job_mutex: locks::KeyLocks<PathBuf>,
     /// A tag's flags change, and a tag is checked and deleted, under its
-    /// folder's lock, so a tag locked meanwhile is never deleted.
-    pub tag_locks: locks::KeyLocks<PathBuf>,
+    /// folder's mutex, so a tag locked meanwhile is never deleted.
+    tag_mutex: locks::KeyLocks<PathBuf>,
     /// A repository's `products/` tree while links are made or removed.
-    pub products_locks: locks::KeyLocks<PathBuf>,
+    products_mutex: locks::KeyLocks<PathBuf>,
     /// A user's disk usage while it is checked and changed, or recomputed:
     /// a refresh must not overwrite changes made while it walked the tree.
-    pub usage_locks: locks::KeyLocks<String>,
+    usage_mutex: locks::KeyLocks<String>,
     /// Staging file names (uuids) that a request is using.
-    pub active_uploads: RefCell<HashSet<String>>,
-    pub dir_sync: DirSyncer,
+    active_uploads: RefCell<HashSet<String>>,
+    dir_sync: DirSyncer,
     /// Directories known to exist (`.uploads`, blob shards), to save a mkdir
     /// per request. An ENOENT drops the entry and the caller retries.
     known_dirs: RefCell<HashSet<PathBuf>>,
     /// Format directories whose tag and job `.stamp`, folders and `.dirty`
     /// are known to exist. Deletes and finalisation forget them.
     ready_formats: RefCell<HashSet<PathBuf>>,
-    /// Which jobs are known unlocked, being locked, or receiving links.
-    pub lock_flags: joblock::JobLocks,
+    /// Which jobs are known unlocked, being locked, receiving links or
+    /// being removed.
+    job_states: job_states::JobStates,
     /// Bumped by every change of a cached `.digests`, so a reader that went
     /// to disk does not cache what it read over a newer version.
     digests_epoch: Cell<u64>,
-    pub usage: usage::Usage,
+    usage: usage::Usage,
     /// Requests being answered right now; background work yields more
     /// while it is not zero.
     pub requests_in_flight: Rc<std::cell::Cell<usize>>,
@@ -114,16 +120,16 @@ impl Store {
             flush_wanted: tokio::sync::Notify::new(),
             checkpointing: locks::KeyLocks::new(),
             flushing: busy::BusyPaths::default(),
-            format_locks: locks::KeyLocks::new(),
-            job_locks: locks::KeyLocks::new(),
-            tag_locks: locks::KeyLocks::new(),
-            products_locks: locks::KeyLocks::new(),
-            usage_locks: locks::KeyLocks::new(),
+            format_mutex: locks::KeyLocks::new(),
+            job_mutex: locks::KeyLocks::new(),
+            tag_mutex: locks::KeyLocks::new(),
+            products_mutex: locks::KeyLocks::new(),
+            usage_mutex: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
             ready_formats: RefCell::new(HashSet::new()),
-            lock_flags: joblock::JobLocks::default(),
+            job_states: job_states::JobStates::default(),
             digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),
         })
@@ -168,9 +174,21 @@ impl Store {
         self.ready_formats.borrow_mut().insert(format_dir.to_path_buf());
     }
 
-    /// Whether a job is locked (or being locked); see [`joblock::JobLocks`].
-    pub async fn job_locked(&self, job: &repo::JobRef) -> bool {
-        self.lock_flags.is_locked(&job.dir()).await
+    /// Whether a job refuses uploads because it is locked or being locked,
+    /// as far as the server knows (cached; see [`job_states::JobStates`]).
+    pub async fn job_locked_cached(&self, job: &repo::JobRef) -> bool {
+        self.job_states.is_locked(&job.dir()).await
+    }
+
+    /// Starts the orphan GC's watch on a blob or staging file, or `None`
+    /// while a request holds it (see [`pins::PinTable::watch`]).
+    pub fn gc_watch(&self, path: &Path) -> Option<pins::Watch> {
+        self.pins.watch(path)
+    }
+
+    /// Whether a request is writing the staging file `.uploads/<name>`.
+    pub fn upload_in_use(&self, name: &str) -> bool {
+        self.active_uploads.borrow().contains(name)
     }
 
     /// Makes new directory entries durable when `DLREPO_FSYNC=1`.

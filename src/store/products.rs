@@ -192,39 +192,3 @@ pub async fn version_flags(version_dir: &Path) -> VersionFlags {
     }
     flags
 }
-
-/// Resolves a version alias among the versions of a product branch, newest
-/// `.stamp` first; a version is stable when any of its formats lives in a
-/// stable tag.
-pub async fn resolve_version_alias(
-    pbranch_dir: &Path,
-    alias: crate::names::Alias,
-    readable: impl Fn(&str) -> bool,
-) -> super::StoreResult<Option<String>> {
-    use crate::names::Alias;
-    let mut versions = Vec::new();
-    for v in super::tree::list_dirs(pbranch_dir).await? {
-        if !readable(&v) {
-            continue;
-        }
-        let ts = super::meta::mtime(&pbranch_dir.join(&v).join(".stamp"))
-            .await
-            .unwrap_or(0.0);
-        versions.push((v, ts));
-    }
-    versions.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
-    if alias == Alias::Latest {
-        return Ok(versions.into_iter().next().map(|v| v.0));
-    }
-    let skip = if alias == Alias::Stable { 0 } else { 1 };
-    let mut stable = Vec::new();
-    for (v, _) in versions {
-        if version_flags(&pbranch_dir.join(&v)).await.stable {
-            stable.push(v);
-            if stable.len() > skip {
-                break;
-            }
-        }
-    }
-    Ok(stable.into_iter().nth(skip))
-}

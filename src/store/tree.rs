@@ -1,10 +1,9 @@
-//! Read-side queries over the tree: listings, flags, timestamps, aliases.
+//! Read-side queries over the tree: listings, flags, timestamps.
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::names::Alias;
 use super::repo::{JobRef, Repo};
 use super::{meta, StoreResult};
 use crate::io::{self, EntryKind};
@@ -99,41 +98,6 @@ pub async fn branch_counts(repo: &Repo, branch: &str) -> StoreResult<BranchCount
     Ok(c)
 }
 
-/// Resolves an alias among `tags` of a branch. `readable` filters the
-/// candidates (the caller's read ACL).
-pub async fn resolve_tag_alias(
-    repo: &Repo,
-    branch: &str,
-    alias: Alias,
-    readable: impl Fn(&str) -> bool,
-) -> StoreResult<Option<String>> {
-    let bdir = repo.branch_dir(branch);
-    let mut tags = Vec::new();
-    for t in list_dirs(&bdir).await? {
-        if !readable(&t) {
-            continue;
-        }
-        let ts = meta::mtime(&bdir.join(&t).join(".stamp")).await.unwrap_or(0.0);
-        tags.push((t, ts));
-    }
-    // Newest first; the sort is stable, so equal times keep name order.
-    tags.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
-    if alias == Alias::Latest {
-        return Ok(tags.into_iter().next().map(|t| t.0));
-    }
-    let skip = if alias == Alias::Stable { 0 } else { 1 };
-    let mut stable = Vec::new();
-    for (t, _) in tags {
-        if meta::flag(&bdir.join(&t).join(".stable")).await {
-            stable.push(t);
-            if stable.len() > skip {
-                break;
-            }
-        }
-    }
-    Ok(stable.into_iter().nth(skip))
-}
-
 /// A job's stored metadata followed by the dynamic keys `locked`, `name`
 /// and `released` (a dynamic key replaces a stored one in place).
 pub async fn job_summary(job: &JobRef) -> Map<String, Value> {
@@ -146,6 +110,6 @@ pub async fn job_summary(job: &JobRef) -> Map<String, Value> {
 }
 
 /// Whether a job is locked.
-pub async fn job_locked(job: &JobRef) -> bool {
+pub async fn job_lock_flag(job: &JobRef) -> bool {
     meta::flag(&job.dir().join(".locked")).await
 }

@@ -4,7 +4,23 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::Store;
 use crate::io;
+
+/// Entries stat'ed concurrently while a user's tree is measured.
+const STAT_BATCH: usize = 32;
+
+impl Store {
+    /// Measures a user repository again and saves the figure (the quota
+    /// refresh), under the user's usage mutex: no upload or delete changes
+    /// the figure while the tree is walked.
+    pub async fn recount_usage(&self, user: &str) -> std::io::Result<()> {
+        let _usage = self.usage_mutex.lock(user.to_string()).await;
+        let total = usage_of(self.root.join("users").join(user)).await;
+        self.usage.set(user, total);
+        self.usage.save(user).await
+    }
+}
 
 pub struct Usage {
     root: PathBuf,
@@ -79,6 +95,48 @@ impl Usage {
         }
         io::write_file_atomic(&self.file(user), v.to_string().into_bytes(), false).await
     }
+}
+
+/// Bytes of every non-directory entry below `dir`: the size of a symlink's
+/// target, zero for a dangling link or a link to a directory. Directory
+/// symlinks are not followed. Never fails on a single entry.
+async fn usage_of(dir: PathBuf) -> u64 {
+    let mut total = 0;
+    let mut dirs = vec![dir];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = io::read_dir_sorted(&d) else { continue };
+        let mut others = Vec::new();
+        for e in entries {
+            let p = d.join(&e.name);
+            if e.kind == Some(io::EntryKind::Dir) {
+                dirs.push(p);
+            } else {
+                others.push((p, e.kind));
+            }
+        }
+        for chunk in others.chunks(STAT_BATCH) {
+            let sizes = futures_util::future::join_all(chunk.iter().map(|(p, kind)| async move {
+                if kind.is_none() {
+                    // The file system did not say: look before following anything.
+                    match io::lstat(p).await {
+                        Ok(st) if st.is_dir() => return (0, Some(p.clone())),
+                        Err(_) => return (0, None),
+                        _ => {}
+                    }
+                }
+                match io::stat(p).await {
+                    Ok(st) if st.is_file() => (st.size, None),
+                    _ => (0, None),
+                }
+            }))
+            .await;
+            for (size, subdir) in sizes {
+                total += size;
+                dirs.extend(subdir);
+            }
+        }
+    }
+    total
 }
 
 /// Decimal human-readable size, as the original prints it.

@@ -24,7 +24,7 @@ use crate::io;
 const UNLOCKED_JOBS: usize = 65536;
 
 #[derive(Default)]
-pub struct JobLocks {
+pub struct JobStates {
     unlocked: RefCell<HashSet<PathBuf>>,
     epoch: Cell<u64>,
     /// Bumped when a lock request begins or ends (rare, unlike `epoch`).
@@ -37,7 +37,7 @@ pub struct JobLocks {
     removing: super::busy::BusyPaths,
 }
 
-impl JobLocks {
+impl JobStates {
     /// Whether the job folder `dir` is locked or being locked.
     pub async fn is_locked(&self, dir: &Path) -> bool {
         loop {
@@ -74,7 +74,7 @@ impl JobLocks {
     }
 
     /// A lock request starts on `dir`: uploads into it are refused until
-    /// [`JobLocks::end_lock`].
+    /// [`JobStates::end_lock`].
     pub fn begin_lock(&self, dir: &Path) {
         self.lock_epoch.set(self.lock_epoch.get() + 1);
         self.forget(dir);

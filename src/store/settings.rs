@@ -1,0 +1,74 @@
+//! The small settings clients change with a POST: a tag's flags and
+//! description (http-api.md §7.5) and a branch's cleanup policy (§7.4).
+
+use serde_json::{Map, Value};
+
+use super::repo::Repo;
+use super::{meta, pyjson, tree, Store, StoreError, StoreResult};
+use crate::io;
+
+/// What a tag POST changes; `None` leaves a setting as it is. An empty
+/// description removes it.
+#[derive(Debug, Default, Clone)]
+pub struct TagUpdate {
+    pub locked: Option<bool>,
+    pub stable: Option<bool>,
+    pub description: Option<String>,
+}
+
+/// What a branch POST changes; `None` keeps the stored limit.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PolicyUpdate {
+    pub max_daily_tags: Option<u64>,
+    pub max_released_tags: Option<u64>,
+}
+
+impl Store {
+    /// Applies a tag POST, under the tag's mutex, which a delete holds from
+    /// its check of `.locked` to its end: a tag locked here is never
+    /// deleted by a delete that started before.
+    pub async fn update_tag(&self, repo: &Repo, branch: &str, tag: &str, u: TagUpdate) -> StoreResult<()> {
+        let dir = repo.tag_dir(branch, tag);
+        let _tag = self.tag_mutex.lock(dir.clone()).await;
+        // A delete that held the mutex may have removed the tag.
+        if !io::is_dir(&dir).await {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(l) = u.locked {
+            meta::set_flag(&dir.join(".locked"), l).await?;
+        }
+        if let Some(s) = u.stable {
+            meta::set_flag(&dir.join(".stable"), s).await?;
+        }
+        if let Some(d) = u.description {
+            let path = dir.join(".description");
+            if d.is_empty() {
+                io::unlink_opt(&path).await?;
+            } else {
+                io::write_file_atomic(&path, format!("{d}\n").into_bytes(), self.cfg.fsync).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a branch's `.cleanup_policy`: the given limits, the stored
+    /// ones for the others (0, unlimited, when there are none).
+    pub async fn set_cleanup_policy(&self, repo: &Repo, branch: &str, u: PolicyUpdate) -> StoreResult<()> {
+        let current = tree::cleanup_policy(repo, branch).await;
+        let stored = |key: &str| current.get(key).and_then(Value::as_u64).unwrap_or(0);
+        let mut out = Map::new();
+        out.insert(
+            "max_daily_tags".into(),
+            u.max_daily_tags.unwrap_or_else(|| stored("max_daily_tags")).into(),
+        );
+        out.insert(
+            "max_released_tags".into(),
+            u.max_released_tags
+                .unwrap_or_else(|| stored("max_released_tags"))
+                .into(),
+        );
+        let bytes = pyjson::dumps(&Value::Object(out)).into_bytes();
+        io::write_file_atomic(&repo.branch_dir(branch).join(".cleanup_policy"), bytes, self.cfg.fsync).await?;
+        Ok(())
+    }
+}
