@@ -41,6 +41,68 @@ pub enum PinState {
     Deleting,
 }
 
+/// A pin asked for while the GC's unlink is in flight: wait for it to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnlinkInFlight;
+
+/// The transitions, apart from the table so each can be checked on its own.
+/// `None` stands for a blob that has no entry.
+impl PinState {
+    /// A request pins the blob.
+    pub fn on_pin(s: Option<PinState>) -> Result<PinState, UnlinkInFlight> {
+        match s {
+            None => Ok(PinState::Pinned { pins: 1 }),
+            Some(PinState::Pinned { pins }) => Ok(PinState::Pinned { pins: pins + 1 }),
+            Some(PinState::Watched { pins, .. }) => Ok(PinState::Watched {
+                pins: pins + 1,
+                dirty: true,
+            }),
+            Some(PinState::Deleting) => Err(UnlinkInFlight),
+        }
+    }
+
+    /// A request's pin ends; `None` when the entry goes.
+    pub fn on_unpin(self) -> Option<PinState> {
+        match self {
+            PinState::Pinned { pins } if pins <= 1 => None,
+            PinState::Pinned { pins } => Some(PinState::Pinned { pins: pins - 1 }),
+            PinState::Watched { pins, dirty } => Some(PinState::Watched {
+                pins: pins.saturating_sub(1),
+                dirty,
+            }),
+            PinState::Deleting => Some(PinState::Deleting),
+        }
+    }
+
+    /// The GC starts watching; `None` when the blob is in play already (it
+    /// is then left alone this run).
+    pub fn on_watch(s: Option<PinState>) -> Option<PinState> {
+        match s {
+            None => Some(PinState::Watched { pins: 0, dirty: false }),
+            Some(_) => None,
+        }
+    }
+
+    /// The GC decides after its `statx`: `Some(Deleting)` only when no
+    /// request pinned the blob since the watch began.
+    pub fn on_begin_delete(self) -> Option<PinState> {
+        match self {
+            PinState::Watched { pins: 0, dirty: false } => Some(PinState::Deleting),
+            _ => None,
+        }
+    }
+
+    /// The GC's watch ends, after its unlink or without one; `None` when
+    /// the entry goes (pins still held keep it as plainly pinned).
+    pub fn on_watch_end(self) -> Option<PinState> {
+        match self {
+            PinState::Deleting | PinState::Watched { pins: 0, .. } => None,
+            PinState::Watched { pins, .. } => Some(PinState::Pinned { pins }),
+            p @ PinState::Pinned { .. } => Some(p),
+        }
+    }
+}
+
 struct Entry {
     state: PinState,
     done: Rc<Notify>,
@@ -74,29 +136,18 @@ impl PinTable {
         loop {
             let wait = {
                 let mut map = self.map.borrow_mut();
-                match map.get_mut(path) {
-                    None => {
-                        map.insert(
-                            path.to_path_buf(),
-                            Entry {
-                                state: PinState::Pinned { pins: 1 },
+                let current = map.get(path).map(|e| e.state);
+                match PinState::on_pin(current) {
+                    Ok(state) => {
+                        map.entry(path.to_path_buf())
+                            .or_insert_with(|| Entry {
+                                state,
                                 done: Rc::new(Notify::new()),
-                            },
-                        );
+                            })
+                            .state = state;
                         None
                     }
-                    Some(e) => match &mut e.state {
-                        PinState::Pinned { pins } => {
-                            *pins += 1;
-                            None
-                        }
-                        PinState::Watched { pins, dirty } => {
-                            *pins += 1;
-                            *dirty = true;
-                            None
-                        }
-                        PinState::Deleting => Some(e.done.clone()),
-                    },
+                    Err(UnlinkInFlight) => map.get(path).map(|e| e.done.clone()),
                 }
             };
             match wait {
@@ -120,23 +171,19 @@ impl PinTable {
     /// Starts watching a blob for the GC. `None` when a request holds it.
     pub fn watch(&self, path: &Path) -> Option<Watch> {
         let mut map = self.map.borrow_mut();
-        match map.get(path) {
-            Some(_) => None,
-            None => {
-                map.insert(
-                    path.to_path_buf(),
-                    Entry {
-                        state: PinState::Watched { pins: 0, dirty: false },
-                        done: Rc::new(Notify::new()),
-                    },
-                );
-                Some(Watch {
-                    table: self.clone(),
-                    path: path.to_path_buf(),
-                    deleting: false,
-                })
-            }
-        }
+        let state = PinState::on_watch(map.get(path).map(|e| e.state))?;
+        map.insert(
+            path.to_path_buf(),
+            Entry {
+                state,
+                done: Rc::new(Notify::new()),
+            },
+        );
+        Some(Watch {
+            table: self.clone(),
+            path: path.to_path_buf(),
+            deleting: false,
+        })
     }
 
     pub fn state(&self, path: &Path) -> Option<PinState> {
@@ -152,25 +199,28 @@ impl PinTable {
         self.len() == 0
     }
 
-    fn unpin(&self, path: &Path) {
-        let mut map = self.map.borrow_mut();
-        let Some(e) = map.get_mut(path) else { return };
-        match &mut e.state {
-            PinState::Pinned { pins } => {
-                *pins -= 1;
-                if *pins == 0 {
-                    map.remove(path);
+    /// Moves the entry of `path` to `next` (`None`: removes it), returning
+    /// the removed entry's waiters.
+    fn set(map: &mut HashMap<PathBuf, Entry>, path: &Path, next: Option<PinState>) -> Option<Rc<Notify>> {
+        match next {
+            Some(state) => {
+                if let Some(e) = map.get_mut(path) {
+                    e.state = state;
                 }
+                None
             }
-            PinState::Watched { pins, .. } => *pins = pins.saturating_sub(1),
-            PinState::Deleting => {}
+            None => map.remove(path).map(|e| e.done),
         }
     }
 }
 
 impl Drop for Pin {
     fn drop(&mut self) {
-        self.table.unpin(&self.path);
+        let mut map = self.table.map.borrow_mut();
+        if let Some(e) = map.get(&self.path) {
+            let next = e.state.on_unpin();
+            PinTable::set(&mut map, &self.path, next);
+        }
     }
 }
 
@@ -181,13 +231,13 @@ impl Watch {
     pub fn begin_delete(&mut self) -> bool {
         let mut map = self.table.map.borrow_mut();
         let Some(e) = map.get_mut(&self.path) else { return false };
-        match e.state {
-            PinState::Watched { pins: 0, dirty: false } => {
-                e.state = PinState::Deleting;
+        match e.state.on_begin_delete() {
+            Some(state) => {
+                e.state = state;
                 self.deleting = true;
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 }
@@ -195,23 +245,16 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut map = self.table.map.borrow_mut();
-        let Some(e) = map.get_mut(&self.path) else { return };
-        match e.state {
-            PinState::Deleting if self.deleting => {
-                let done = e.done.clone();
-                map.remove(&self.path);
-                drop(map);
-                done.notify_waiters();
-            }
-            PinState::Watched { pins, .. } => {
-                if pins == 0 {
-                    map.remove(&self.path);
-                } else {
-                    // Requests still hold it: it stays, as plainly pinned.
-                    e.state = PinState::Pinned { pins };
-                }
-            }
-            _ => {}
+        let Some(e) = map.get(&self.path) else { return };
+        // Only this watch's own unlink ends a `Deleting`.
+        if e.state == PinState::Deleting && !self.deleting {
+            return;
+        }
+        let next = e.state.on_watch_end();
+        let done = PinTable::set(&mut map, &self.path, next);
+        drop(map);
+        if let Some(done) = done {
+            done.notify_waiters();
         }
     }
 }
@@ -219,6 +262,41 @@ impl Drop for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use PinState::*;
+
+    #[test]
+    fn transitions_pin_and_unpin() {
+        assert_eq!(PinState::on_pin(None), Ok(Pinned { pins: 1 }));
+        assert_eq!(PinState::on_pin(Some(Pinned { pins: 1 })), Ok(Pinned { pins: 2 }));
+        assert_eq!(Pinned { pins: 2 }.on_unpin(), Some(Pinned { pins: 1 }));
+        assert_eq!(Pinned { pins: 1 }.on_unpin(), None);
+        // A pin during a watch marks it dirty, and stays dirty once released.
+        let w = PinState::on_pin(Some(Watched { pins: 0, dirty: false }));
+        assert_eq!(w, Ok(Watched { pins: 1, dirty: true }));
+        assert_eq!(
+            Watched { pins: 1, dirty: true }.on_unpin(),
+            Some(Watched { pins: 0, dirty: true })
+        );
+        assert_eq!(PinState::on_pin(Some(Deleting)), Err(UnlinkInFlight));
+        assert_eq!(Deleting.on_unpin(), Some(Deleting));
+    }
+
+    #[test]
+    fn transitions_of_the_gc() {
+        assert_eq!(PinState::on_watch(None), Some(Watched { pins: 0, dirty: false }));
+        for held in [Pinned { pins: 1 }, Watched { pins: 0, dirty: false }, Deleting] {
+            assert_eq!(PinState::on_watch(Some(held)), None, "{held:?}");
+        }
+        assert_eq!(Watched { pins: 0, dirty: false }.on_begin_delete(), Some(Deleting));
+        assert_eq!(Watched { pins: 0, dirty: true }.on_begin_delete(), None);
+        assert_eq!(Watched { pins: 1, dirty: true }.on_begin_delete(), None);
+        assert_eq!(Deleting.on_watch_end(), None);
+        assert_eq!(Watched { pins: 0, dirty: true }.on_watch_end(), None);
+        assert_eq!(
+            Watched { pins: 2, dirty: true }.on_watch_end(),
+            Some(Pinned { pins: 2 })
+        );
+    }
 
     fn p() -> PathBuf {
         PathBuf::from("/r/.blobs/sha256/ab/abcd")

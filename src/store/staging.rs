@@ -89,8 +89,8 @@ impl Hasher {
     }
 }
 
-/// A write submitted to the ring: its task, offset and length.
-type InFlight = (tokio::task::JoinHandle<std::io::Result<usize>>, usize);
+/// A write submitted to the ring: its task and its length.
+type WriteTask = (tokio::task::JoinHandle<std::io::Result<usize>>, usize);
 
 /// Frames smaller than this are copied into one buffer.
 const SMALL_FRAME: usize = 32 * 1024;
@@ -113,7 +113,7 @@ pub struct Staging {
     pending_len: usize,
     /// Bytes handed to the ring so far.
     written: u64,
-    inflight: VecDeque<InFlight>,
+    inflight: VecDeque<WriteTask>,
     /// Set once the file was renamed or removed by its owner.
     consumed: bool,
 }
@@ -200,8 +200,7 @@ impl Staging {
         Ok(())
     }
 
-    /// Submits the pending frames as one vectored write. Waits for the
-    /// oldest write first when the limit of writes in flight is reached.
+    /// Moves the copied small frames into the pending list.
     fn freeze_tail(&mut self) {
         if !self.tail.is_empty() {
             self.pending.push(std::mem::take(&mut self.tail).freeze());
@@ -220,7 +219,8 @@ impl Staging {
         Ok(Some((bufs, std::mem::take(&mut self.pending_len), file)))
     }
 
-    /// Starts writing what waits, with at most `MAX_INFLIGHT` writes in flight.
+    /// Submits the pending frames as one vectored write. Waits for the
+    /// oldest write first when `MAX_INFLIGHT` writes are in flight.
     async fn flush_pending(&mut self) -> std::io::Result<()> {
         let Some((bufs, len, file)) = self.take_pending()? else {
             return Ok(());
