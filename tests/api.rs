@@ -5,16 +5,12 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn put(s: &Server, path: &str, data: &str) {
-    s.put_file(path, data.as_bytes()).expect(201);
-}
-
 #[test]
 fn branch_tag_job_format_listings_have_the_exact_shapes() {
     let s = Server::start();
-    put(&s, "/branches/main/tag1/job1/fmt/dir/File.txt", "a");
-    put(&s, "/branches/main/tag1/job1/fmt2/x", "b");
-    put(&s, "/branches/main/tag2/job1/fmt/y", "c");
+    s.put("/branches/main/tag1/job1/fmt/dir/File.txt", "a");
+    s.put("/branches/main/tag1/job1/fmt2/x", "b");
+    s.put("/branches/main/tag2/job1/fmt/y", "c");
     std::fs::write(s.path("branches/main/tag1/.locked"), "").unwrap();
     std::fs::write(s.path("branches/main/tag1/.stable"), "").unwrap();
     std::fs::write(s.path("branches/main/tag2/.released"), "").unwrap();
@@ -138,7 +134,7 @@ fn branch_tag_job_format_listings_have_the_exact_shapes() {
 #[test]
 fn timestamps_are_python_floats_or_integer_zero() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/a", "a");
+    s.put("/branches/b/t/j/f/a", "a");
     std::fs::remove_file(s.path("branches/b/t/.stamp")).unwrap();
     let t = s.get("/branches/b/").text();
     assert!(t.contains(r#""timestamp": 0,"#), "{t}");
@@ -168,7 +164,7 @@ fn empty_and_missing_listings() {
 #[test]
 fn canonical_redirects() {
     let s = Server::start();
-    put(&s, "/branches/main/tag1/job1/fmt/a.txt", "a");
+    s.put("/branches/main/tag1/job1/fmt/a.txt", "a");
     s.get("/branches").expect_redirect("/branches/");
     s.get("/branches/main").expect_redirect("/branches/main/");
     // Branch: no lowercase redirect, the name echoes the URL.
@@ -192,7 +188,7 @@ fn canonical_redirects() {
     let r = s.get("/branches/main/tag1/job1/fmt");
     r.expect_redirect("/branches/main/tag1/job1/fmt/a.txt");
     assert_eq!(r.header("content-disposition"), Some("attachment; filename=a.txt"));
-    put(&s, "/branches/main/tag1/job1/fmt/b.txt", "b");
+    s.put("/branches/main/tag1/job1/fmt/b.txt", "b");
     s.req("PATCH", "/branches/main/tag1/job1/fmt/").send().expect(200);
     s.get("/branches/main/tag1/job1/Fmt")
         .expect_redirect("/branches/main/tag1/job1/fmt/");
@@ -202,7 +198,7 @@ fn canonical_redirects() {
 fn aliases_resolve_by_stamp_order_and_refuse_writes() {
     let s = Server::start();
     for (i, t) in ["t1", "t2", "t3"].iter().enumerate() {
-        put(&s, &format!("/branches/b/{t}/j/f/a"), "a");
+        s.put(&format!("/branches/b/{t}/j/f/a"), "a");
         let f = std::fs::File::options()
             .write(true)
             .open(s.path(&format!("branches/b/{t}/.stamp")))
@@ -238,7 +234,7 @@ fn aliases_resolve_by_stamp_order_and_refuse_writes() {
 #[test]
 fn method_not_allowed_lists_the_methods() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/a", "a");
+    s.put("/branches/b/t/j/f/a", "a");
     let r = s.req("HEAD", "/branches/").send();
     r.expect(405);
     assert_eq!(r.header("allow"), Some("GET"));
@@ -350,7 +346,7 @@ fn downloads_support_ranges_and_conditionals() {
 #[test]
 fn files_missing_from_digests_and_dotfiles() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/a", "a");
+    s.put("/branches/b/t/j/f/a", "a");
     std::fs::write(s.path("branches/b/t/j/f/extra"), "extra").unwrap();
     let r = s.get("/branches/b/t/j/f/extra");
     r.expect(200);
@@ -358,8 +354,8 @@ fn files_missing_from_digests_and_dotfiles() {
     let h = s.req("HEAD", "/branches/b/t/j/f/extra").send();
     h.expect(200);
     assert!(h.header("digest").is_none());
-    put(&s, "/branches/b/t/j/f/.hidden", "h");
-    put(&s, "/branches/b/t/j/f/sub/.digests", "d");
+    s.put("/branches/b/t/j/f/.hidden", "h");
+    s.put("/branches/b/t/j/f/sub/.digests", "d");
     assert_eq!(s.get("/branches/b/t/j/f/.hidden").text(), "h");
     s.get("/branches/b/t/j/f/.digests").expect_error(400, ".digests");
     s.get("/branches/b/t/j/f/.dirty").expect_error(400, ".dirty");
@@ -368,7 +364,7 @@ fn files_missing_from_digests_and_dotfiles() {
 #[test]
 fn x_sendfile_answers_with_the_canonical_path() {
     let s = Server::start_with(&[("DLREPO_X_SENDFILE_HEADER", "X-Accel-Redirect")]);
-    put(&s, "/branches/b/t/j/f/a.txt", "content");
+    s.put("/branches/b/t/j/f/a.txt", "content");
     let r = s.get("/branches/b/t/j/f/a.txt");
     r.expect(200);
     assert!(r.body.is_empty());
@@ -382,10 +378,10 @@ fn x_sendfile_answers_with_the_canonical_path() {
 #[test]
 fn deletes_follow_the_lock_and_release_rules() {
     let s = Server::start();
-    put(&s, "/branches/b/t1/j/f/a", "a");
-    put(&s, "/branches/b/t1/j/g/a", "b");
-    put(&s, "/branches/b/t2/j/f/a", "c");
-    put(&s, "/branches/b/t3/j/f/a", "d");
+    s.put("/branches/b/t1/j/f/a", "a");
+    s.put("/branches/b/t1/j/g/a", "b");
+    s.put("/branches/b/t2/j/f/a", "c");
+    s.put("/branches/b/t3/j/f/a", "d");
     // Format.
     s.delete("/branches/b/t1/j/g/").expect(200);
     assert!(!s.path("branches/b/t1/j/g").exists());
@@ -422,7 +418,7 @@ fn deletes_follow_the_lock_and_release_rules() {
 #[test]
 fn tag_flags_and_description() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/a", "a");
+    s.put("/branches/b/t/j/f/a", "a");
     s.req("POST", "/branches/b/t/")
         .json(r#"{"tag": {"locked": true, "stable": true, "description": "  Hello W\u00f6rld  "}}"#)
         .send()
@@ -463,7 +459,7 @@ fn tag_flags_and_description() {
 #[test]
 fn branch_cleanup_policy_post() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/a", "a");
+    s.put("/branches/b/t/j/f/a", "a");
     s.req("POST", "/branches/b/")
         .json(r#"{"branch": {"max_daily_tags": 3}}"#)
         .send()

@@ -459,11 +459,7 @@ fn start_slapd_with(tls: bool) -> Slapd {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "slapd did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_port("slapd", port);
     Slapd {
         child,
         port,

@@ -106,10 +106,7 @@ fn stalled_upload_bodies_get_408_and_leave_nothing() {
     }
     s.get("/branches/b/t/j/f/stalled").expect(404);
     // The staging files go once their requests end, just after the answers.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the staging files to go", || s.staging_files() == 0);
     assert_nothing_written(&s);
 }
 
@@ -158,11 +155,7 @@ fn malformed_requests_get_400() {
         "{}",
         String::from_utf8_lossy(&buf)
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) > 0 {
-        assert!(Instant::now() < deadline, "staging file left");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the staging file to go", || s.staging_files() == 0);
     assert!(!s.path("branches").exists());
     s.get("/branches/").expect(200);
     assert!(!s.log().contains("panicked"), "{}", s.log());

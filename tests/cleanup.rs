@@ -8,7 +8,7 @@ use common::*;
 use nix::sys::signal::Signal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 fn blob_path(s: &Server, data: &[u8]) -> PathBuf {
     let hex = sha256_hex(data);
@@ -26,35 +26,10 @@ fn runs(s: &Server) -> u64 {
     status(s)["totals"]["runs"].as_u64().unwrap_or(0)
 }
 
-#[track_caller]
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn set_mtime(p: &Path, secs_ago: u64) {
     let f = std::fs::File::options().write(true).open(p).unwrap();
     f.set_modified(SystemTime::now() - Duration::from_secs(secs_ago))
         .unwrap();
-}
-
-struct PauseCtl(PathBuf);
-
-impl PauseCtl {
-    fn new(s_tmp: &Path, target: &Path) -> PauseCtl {
-        std::fs::create_dir_all(s_tmp).unwrap();
-        std::fs::write(s_tmp.join("target"), target.file_name().unwrap().to_str().unwrap()).unwrap();
-        PauseCtl(s_tmp.to_path_buf())
-    }
-    fn wait_paused(&self) {
-        wait_until("the GC to pause", || self.0.join("paused").exists());
-    }
-    fn resume(&self) {
-        std::fs::write(self.0.join("resume"), "").unwrap();
-    }
 }
 
 fn start_paused_gc() -> (Server, tempfile::TempDir) {
@@ -71,7 +46,7 @@ fn gc_spares_a_blob_relinked_between_its_statx_and_its_unlink() {
     let data = b"precious content";
     s.put_file("/branches/b/t/j1/f/a", data).expect(201);
     let blob = blob_path(&s, data);
-    let ctl = PauseCtl::new(ctl.path(), &blob);
+    let ctl = GcPause::new(ctl.path(), &blob);
     // The delete orphans the blob and schedules a GC, which stops right
     // after its statx has seen one link.
     s.delete("/branches/b/t/j1/").expect(200);
@@ -101,7 +76,7 @@ fn gc_removes_an_untouched_orphan_and_later_requests_see_it_gone() {
     let data = b"unwanted content";
     s.put_file("/branches/b/t/j1/f/a", data).expect(201);
     let blob = blob_path(&s, data);
-    let ctl = PauseCtl::new(ctl.path(), &blob);
+    let ctl = GcPause::new(ctl.path(), &blob);
     s.delete("/branches/b/t/j1/").expect(200);
     ctl.wait_paused();
     ctl.resume();
@@ -157,9 +132,8 @@ fn a_slow_upload_survives_gc_runs_longer_than_the_lifetime() {
 
 #[test]
 fn requests_during_a_run_collapse_into_one_full_follow_up() {
-    let hold = tempfile::NamedTempFile::new().unwrap();
-    let hold_path = hold.path().to_str().unwrap().to_string();
-    let s = Server::start_with(&[("DLREPO_TEST_CLEANUP_HOLD", &hold_path)]);
+    let mut hold = CleanupHold::new();
+    let s = Server::start_with(&[hold.env()]);
     for j in ["j1", "j2", "j3"] {
         s.put_file(&format!("/branches/b/t/{j}/f/a"), j.as_bytes()).expect(201);
     }
@@ -174,7 +148,7 @@ fn requests_during_a_run_collapse_into_one_full_follow_up() {
     assert!(s.wait_log("requested by SIGUSR1", 2));
     s.delete("/branches/b/t/j3/").expect(200);
     assert_eq!(runs(&s), 0);
-    drop(hold);
+    hold.release();
     wait_until("two runs", || runs(&s) >= 2);
     std::thread::sleep(Duration::from_millis(500));
     let st = status(&s);
@@ -186,14 +160,13 @@ fn requests_during_a_run_collapse_into_one_full_follow_up() {
 
 #[test]
 fn deletes_alone_collapse_into_one_orphans_only_follow_up() {
-    let hold = tempfile::NamedTempFile::new().unwrap();
-    let hold_path = hold.path().to_str().unwrap().to_string();
-    let s = Server::start_with(&[("DLREPO_TEST_CLEANUP_HOLD", &hold_path)]);
+    let mut hold = CleanupHold::new();
+    let s = Server::start_with(&[hold.env()]);
     for j in ["j1", "j2"] {
         s.put_file(&format!("/branches/b/t/{j}/f/a"), j.as_bytes()).expect(201);
         s.delete(&format!("/branches/b/t/{j}/")).expect(200);
     }
-    drop(hold);
+    hold.release();
     wait_until("two runs", || runs(&s) >= 2);
     std::thread::sleep(Duration::from_millis(300));
     let st = status(&s);
@@ -230,8 +203,7 @@ fn make_tag(root: &Path, branch: &str, tag: &str, age: u64) {
 
 #[test]
 fn retention_policies_keep_the_newest_and_never_touch_locked_tags() {
-    let hold = tempfile::NamedTempFile::new().unwrap();
-    let hold_path = hold.path().to_str().unwrap().to_string();
+    let mut hold = CleanupHold::new();
     let s = Server::start_on(
         |root| {
             for (i, t) in ["t1", "t2", "t3", "t4", "t5"].iter().enumerate() {
@@ -267,9 +239,9 @@ fn retention_policies_keep_the_newest_and_never_touch_locked_tags() {
             std::fs::write(&orphan, "old orphan").unwrap();
             set_mtime(&orphan, 3600);
         },
-        &[("DLREPO_TEST_CLEANUP_HOLD", &hold_path)],
+        &[hold.env()],
     );
-    drop(hold);
+    hold.release();
     wait_until("the startup cleanup", || runs(&s) >= 1);
     let tags = |b: &str| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(s.path(&format!("branches/{b}")))

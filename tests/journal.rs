@@ -51,11 +51,7 @@ fn uploads_are_visible_at_once_and_written_back_later() {
     let r = s.req("HEAD", "/branches/b/t/j/f/a.txt").send();
     assert_eq!(r.header("digest"), Some(sha256_digest(b"a").as_str()));
     // And on disk within the default delay, without being asked.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while on_disk(&s, "branches/b/t/j/f").is_none() {
-        assert!(std::time::Instant::now() < deadline, ".digests never written");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(".digests to be written", || on_disk(&s, "branches/b/t/j/f").is_some());
     expect_on_disk(&s, "branches/b/t/j/f", json!({"a.txt": sha256_digest(b"a")}));
 }
 
@@ -195,11 +191,7 @@ fn a_kill_during_post_process_loses_nothing() {
     let mut conn = s.connect();
     conn.write_all(b"PATCH /branches/b/t/j/f/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !mark.exists() {
-        assert!(std::time::Instant::now() < deadline, "post-process never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the post-process command to start", || mark.exists());
     s.kill();
     let s2 = Server::restart_copy(&s, &[NEVER]);
     assert_eq!(files(&s2, "/branches/b/t/j/f/"), json!(["a.txt"]));

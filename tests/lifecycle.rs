@@ -5,11 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-
-fn put(s: &Server, path: &str, data: &str) {
-    s.put_file(path, data.as_bytes()).expect(201);
-}
+use std::path::Path;
 
 fn patch_job(s: &Server, path: &str, body: &str) -> Response {
     s.req("PATCH", path).json(body).send()
@@ -52,56 +48,34 @@ fn metadata_patch_coerces_values_and_creates_the_job() {
         .expect(405);
 }
 
-/// A server whose uploads wait in their link step while the returned `hold`
-/// file exists, writing `paused` when they do (the debug-only hook).
-fn server_with_link_hold() -> (tempfile::TempDir, PathBuf, PathBuf, Server) {
-    let tmp = tempfile::tempdir().unwrap();
-    let hold = tmp.path().join("hold");
-    let paused = tmp.path().join("hold.paused");
-    let s = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().unwrap())]);
-    (tmp, hold, paused, s)
-}
-
-/// Waits until an upload held by `DLREPO_TEST_LINK_HOLD` reports itself
-/// paused in its link step.
-fn wait_until_paused(paused: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !paused.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "upload never reached the link step"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 /// An upload past its lock check (here held there by the debug-only hook)
 /// may be about to create a format the lock request cannot see yet: the
 /// lock waits for it, and refuses new uploads meanwhile.
 #[test]
 fn a_lock_request_waits_for_uploads_past_their_check() {
-    let (_tmp, hold, paused, s) = server_with_link_hold();
-    put(&s, "/branches/b/t/j/f1/a", "a");
+    let h = LinkHold::start();
+    let s = &h.server;
+    s.put("/branches/b/t/j/f1/a", "a");
     s.req("PATCH", "/branches/b/t/j/f1/").send().expect(200);
     let lock = |s: &Server| s.lock_job("/branches/b/t/j/");
-    std::fs::write(&hold, b"").unwrap();
+    h.engage();
     std::thread::scope(|sc| {
         let upload = sc.spawn(|| s.put_file("/branches/b/t/j/f2/new", b"new"));
-        wait_until_paused(&paused);
+        h.wait_paused();
         assert!(!s.path("branches/b/t/j/f2").exists(), "held before the format exists");
-        let locker = sc.spawn(|| lock(&s));
+        let locker = sc.spawn(|| lock(s));
         assert!(s.wait_log("waiting for uploads still linking", 1));
         // Until the lock request knows the outcome, new uploads are refused.
         s.put_file("/branches/b/t/j/f3/x", b"x")
             .expect_error(400, "Cannot upload files in locked jobs");
         assert!(!locker.is_finished(), "the lock did not wait for the upload");
-        std::fs::remove_file(&hold).unwrap();
+        h.release();
         upload.join().unwrap().expect(201);
         locker.join().unwrap().expect_error(400, "Job has dirty formats");
     });
     assert!(!s.path("branches/b/t/j/.locked").exists());
     s.req("PATCH", "/branches/b/t/j/f2/").send().expect(200);
-    lock(&s).expect(200);
+    lock(s).expect(200);
     s.put_file("/branches/b/t/j/f2/late", b"late")
         .expect_error(400, "Cannot upload files in locked jobs");
 }
@@ -109,9 +83,9 @@ fn a_lock_request_waits_for_uploads_past_their_check() {
 #[test]
 fn internal_flag_lock_digest_and_unlock() {
     let s = Server::start_with(&[("DLREPO_INTERNAL_FORMAT_FILTER", "debug")]);
-    put(&s, "/branches/b/t/j/fmt/a.txt", "a");
-    put(&s, "/branches/b/t/j/fmt2/b.txt", "b");
-    put(&s, "/branches/b/t/j/debug/c.txt", "c");
+    s.put("/branches/b/t/j/fmt/a.txt", "a");
+    s.put("/branches/b/t/j/fmt2/b.txt", "b");
+    s.put("/branches/b/t/j/debug/c.txt", "c");
     patch_job(&s, "/branches/b/t/j/", r#"{"job": {"k": "v"}}"#).expect(200);
     let lock = |s: &Server| s.lock_job("/branches/b/t/j/");
     lock(&s).expect_error(400, "Job has dirty formats");
@@ -183,8 +157,8 @@ fn internal_flag_lock_digest_and_unlock() {
 }
 
 fn product_job(s: &Server, job: &str, version: &str) {
-    put(s, &format!("/branches/main/tag1/{job}/fmt/dir/File.txt"), "hello");
-    put(s, &format!("/branches/main/tag1/{job}/{job}-only/x"), job);
+    s.put(&format!("/branches/main/tag1/{job}/fmt/dir/File.txt"), "hello");
+    s.put(&format!("/branches/main/tag1/{job}/{job}-only/x"), job);
     patch_job(
         s,
         &format!("/branches/main/tag1/{job}/"),
@@ -262,7 +236,7 @@ fn product_links_and_the_products_view() {
     assert_eq!(pb["product_branch"]["versions"][0]["locked"], true);
     assert_eq!(pb["product_branch"]["versions"][0]["stable"], true);
     // A second job with a format of the same name in the same version collides.
-    put(&s, "/branches/main/tag2/job3/fmt/y", "y");
+    s.put("/branches/main/tag2/job3/fmt/y", "y");
     let r = patch_job(
         &s,
         "/branches/main/tag2/job3/",
@@ -290,7 +264,7 @@ fn product_links_and_the_products_view() {
 #[test]
 fn deleting_a_version_s_last_format_removes_the_version() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/only/a", "a");
+    s.put("/branches/b/t/j/only/a", "a");
     patch_job(
         &s,
         "/branches/b/t/j/",
@@ -306,7 +280,7 @@ fn deleting_a_version_s_last_format_removes_the_version() {
 #[test]
 fn product_values_cannot_escape_the_products_tree() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/a", "a");
+    s.put("/branches/b/t/j/f/a", "a");
     let r = patch_job(
         &s,
         "/branches/b/t/j/",
@@ -329,8 +303,8 @@ fn product_values_cannot_escape_the_products_tree() {
 #[test]
 fn format_digests_endpoint() {
     let s = Server::start();
-    put(&s, "/branches/b/t/j/f/b.txt", "b");
-    put(&s, "/branches/b/t/j/f/a/x.txt", "x");
+    s.put("/branches/b/t/j/f/b.txt", "b");
+    s.put("/branches/b/t/j/f/a/x.txt", "x");
     s.req("PUT", "/branches/b/t/j/f/upper")
         .header("Digest", &format!("SHA256:{}", sha256_hex(b"u")))
         .body(b"u")
@@ -368,11 +342,10 @@ fn read_tar(bytes: &[u8]) -> Vec<(String, u64, u32, Vec<u8>)> {
 #[test]
 fn archives_of_formats_jobs_and_versions() {
     let s = Server::start();
-    put(&s, "/branches/main/tag/job/format/file2.txt", "two");
-    put(&s, "/branches/main/tag/job/format/file.txt", "one");
+    s.put("/branches/main/tag/job/format/file2.txt", "two");
+    s.put("/branches/main/tag/job/format/file.txt", "one");
     let long = format!("{}/\u{fc}n\u{ef}c\u{f6}de.txt", "d".repeat(120));
-    put(
-        &s,
+    s.put(
         &format!(
             "/branches/main/tag/job/other/{}",
             long.replace('\u{fc}', "%C3%BC")
@@ -539,8 +512,8 @@ fn post_process_command_runs_on_finalisation() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&script).unwrap().permissions(), 0o755);
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let s = Server::start_with(&[("DLREPO_POST_PROCESS_CMD", script.to_str().unwrap())]);
-    put(&s, "/branches/b/t/j/f/file.txt", "foo\n");
-    put(&s, "/branches/b/t/j2/f/file.txt", "foo\n");
+    s.put("/branches/b/t/j/f/file.txt", "foo\n");
+    s.put("/branches/b/t/j2/f/file.txt", "foo\n");
     s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
     assert_eq!(
         std::fs::read_to_string(s.path("branches/b/t/j/f/file.txt")).unwrap(),
@@ -562,7 +535,7 @@ fn post_process_command_runs_on_finalisation() {
     let r = s.get("/branches/b/t/j/f/finalized");
     assert!(r.header("digest").is_some());
     // A failing command: 500, still dirty, file unchanged.
-    put(&s, "/branches/b/t/j3/f/file3.txt", "three\n");
+    s.put("/branches/b/t/j3/f/file3.txt", "three\n");
     s.req("PATCH", "/branches/b/t/j3/f/")
         .send()
         .expect_error(500, "post process failed");
@@ -584,7 +557,7 @@ fn post_process_filter_skips_unmatched_formats() {
         ("DLREPO_POST_PROCESS_CMD", script.to_str().unwrap()),
         ("DLREPO_POST_PROCESS_FILTER", r".*\.deb$"),
     ]);
-    put(&s, "/branches/b/t/j/f/file.txt", "foo\n");
+    s.put("/branches/b/t/j/f/file.txt", "foo\n");
     s.req("PATCH", "/branches/b/t/j/f/").send().expect(200);
     assert_eq!(
         std::fs::read_to_string(s.path("branches/b/t/j/f/file.txt")).unwrap(),
@@ -601,7 +574,7 @@ fn x_sendfile_through_the_example_nginx_configuration() {
         "nginx is needed for this test (apt-get install nginx-light)"
     );
     let s = Server::start_with(&[("DLREPO_X_SENDFILE_HEADER", "X-Accel-Redirect")]);
-    put(&s, "/branches/b/t/j/f/a.txt", "served by nginx");
+    s.put("/branches/b/t/j/f/a.txt", "served by nginx");
     let root = std::fs::canonicalize(&s.root).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -626,11 +599,7 @@ fn x_sendfile_through_the_example_nginx_configuration() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_port("nginx", port);
     let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::io::Write::write_all(
         &mut c,
@@ -685,12 +654,13 @@ fn concurrent_metadata_patches_of_one_job_keep_every_key() {
 /// entry for a removed file.
 #[test]
 fn a_job_delete_and_uploads_into_the_job_take_turns() {
-    let (_tmp, hold, paused, s) = server_with_link_hold();
-    put(&s, "/branches/b/t/j/f/old", "old");
-    std::fs::write(&hold, b"").unwrap();
+    let h = LinkHold::start();
+    let s = &h.server;
+    s.put("/branches/b/t/j/f/old", "old");
+    h.engage();
     std::thread::scope(|sc| {
         let held = sc.spawn(|| s.put_file("/branches/b/t/j/f/held", b"held"));
-        wait_until_paused(&paused);
+        h.wait_paused();
         let delete = sc.spawn(|| s.delete("/branches/b/t/j/"));
         assert!(s.wait_log("waiting for uploads still linking", 1));
         // Arrives while the delete waits: it must wait for the delete too.
@@ -698,7 +668,7 @@ fn a_job_delete_and_uploads_into_the_job_take_turns() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert!(!delete.is_finished(), "the delete did not wait for the linking upload");
         assert!(!late.is_finished(), "an upload went ahead during the delete");
-        std::fs::remove_file(&hold).unwrap();
+        h.release();
         held.join().unwrap().expect(201);
         delete.join().unwrap().expect(200);
         late.join().unwrap().expect(201);

@@ -344,21 +344,9 @@ fn disconnect_mid_upload_removes_the_staging_file() {
     .unwrap();
     c.write_all(&[7u8; 50_000]).unwrap();
     // Wait until the staging file exists, then hang up.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no staging file appeared");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until("a staging file", || s.staging_files() > 0);
     drop(c);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::fs::read_dir(s.path(".uploads")).map(|d| d.count()).unwrap_or(0) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "staging file left: {:?}",
-            s.tree()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_until("the staging file to go", || s.staging_files() == 0);
     assert!(!s.path("branches").exists());
     // The server is still fine.
     s.put_file("/branches/b/t/j/f/ok", b"ok").expect(201);

@@ -63,16 +63,13 @@ fn the_quota_message_is_utf8_in_the_status_line() {
 #[test]
 fn usage_is_loaded_from_disk_after_a_restart() {
     // Hold the startup cleanup, whose quota refresh would recompute the usage.
-    let hold = tempfile::NamedTempFile::new().unwrap();
+    let hold = CleanupHold::new();
     let s = Server::start_on(
         |root| {
             std::fs::create_dir_all(root.join("users/dave")).unwrap();
             std::fs::write(root.join("users/dave/.disk_usage"), "95").unwrap();
         },
-        &[
-            ("DLREPO_USER_QUOTA", "100"),
-            ("DLREPO_TEST_CLEANUP_HOLD", hold.path().to_str().unwrap()),
-        ],
+        &[("DLREPO_USER_QUOTA", "100"), hold.env()],
     );
     s.put_file("/~dave/branches/b/t/j/f/a", b"123456")
         .expect_error(400, "User dave quota exceeded (95.0/100). Please make some ménage.");

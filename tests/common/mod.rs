@@ -64,11 +64,15 @@ impl Server {
         Server::launch(tmp, root, env, true, || Command::new(env!("CARGO_BIN_EXE_dlrepo")))
     }
 
+    /// Starts a server on `root`. Ours listens on port 0 and the port is
+    /// read from its "Running on" line; the original cannot say which
+    /// port it got, so it is given a free one (and another if that one was
+    /// taken before it bound).
     fn launch(tmp: tempfile::TempDir, root: PathBuf, env: Env, ours: bool, program: impl Fn() -> Command) -> Server {
         let log = tmp.path().join("server.log");
         let mut tmp = Some(tmp);
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = if ours { 0 } else { free_port() };
             let logf = std::fs::File::create(&log).expect("log file");
             let mut cmd = program();
             cmd.env_clear()
@@ -102,9 +106,11 @@ impl Server {
             if s.wait_ready() {
                 return s;
             }
-            // Port taken between our probe and the bind: try another.
             s.stop();
             tmp = s._tmp.take();
+            if ours {
+                break;
+            }
         }
         panic!(
             "dlrepo did not start; log:\n{}",
@@ -112,6 +118,8 @@ impl Server {
         );
     }
 
+    /// Waits for the "Running on" line (taking the port from it when the
+    /// server chose one), then for the port to answer.
     fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -120,10 +128,13 @@ impl Server {
                     return false;
                 }
             }
-            // Our own "Running on" line first: a connect alone could reach
-            // another test's server that took the same port.
-            if self.log().contains("Running on") && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+            if let Some(port) = running_port(&self.log()) {
+                if self.port == 0 {
+                    self.port = port;
+                }
+                if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                    return true;
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -144,14 +155,18 @@ impl Server {
 
     /// Waits until the log contains `needle` at least `count` times.
     pub fn wait_log(&self, needle: &str, count: usize) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.log().matches(needle).count() >= count {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        poll(Duration::from_secs(10), || self.log().matches(needle).count() >= count)
+    }
+
+    /// Number of files in `.uploads` (staging files).
+    pub fn staging_files(&self) -> usize {
+        std::fs::read_dir(self.path(".uploads")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// `PUT` of `data` with its digest, which must answer 201.
+    #[track_caller]
+    pub fn put(&self, path: &str, data: &str) {
+        self.put_file(path, data.as_bytes()).expect(201);
     }
 
     /// Has the server write every `.digests` file now (SIGHUP; it writes
@@ -335,6 +350,116 @@ fn run_setup(cmd: &mut Command, what: &str, hint: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The port of a "Running on http://host:port" log line (ours and the
+/// original's alike).
+fn running_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("Running on "))?;
+    let addr = line.split("Running on ").nth(1)?.split_whitespace().next()?;
+    addr.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+}
+
+/// Calls `f` until it answers true or `timeout` passes; whether it did.
+pub fn poll(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits up to 20 s for `f` to answer true; fails the test naming `what`.
+#[track_caller]
+pub fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    assert!(poll(Duration::from_secs(20), f), "timed out waiting for {what}");
+}
+
+/// Waits until something accepts connections on a loopback port.
+#[track_caller]
+pub fn wait_for_port(what: &str, port: u16) {
+    wait_until(what, || TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
+
+/// Controls the GC's debug-only pause point (`DLREPO_TEST_GC_PAUSE_DIR`):
+/// the GC stops right after its `statx` of the file named in `target`.
+pub struct GcPause(PathBuf);
+
+impl GcPause {
+    pub fn new(dir: &Path, target: &Path) -> GcPause {
+        std::fs::create_dir_all(dir).expect("pause dir");
+        let name = target.file_name().and_then(|n| n.to_str()).expect("target name");
+        std::fs::write(dir.join("target"), name).expect("pause target");
+        GcPause(dir.to_path_buf())
+    }
+    #[track_caller]
+    pub fn wait_paused(&self) {
+        wait_until("the GC to pause", || self.0.join("paused").exists());
+    }
+    pub fn resume(&self) {
+        std::fs::write(self.0.join("resume"), "").expect("resume");
+    }
+}
+
+/// A server whose uploads wait in their link step while `hold` exists
+/// (the debug-only `DLREPO_TEST_LINK_HOLD`), writing `paused` when they do.
+pub struct LinkHold {
+    pub server: Server,
+    pub hold: PathBuf,
+    pub paused: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LinkHold {
+    pub fn start() -> LinkHold {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hold = dir.path().join("hold");
+        let paused = dir.path().join("hold.paused");
+        let server = Server::start_with(&[("DLREPO_TEST_LINK_HOLD", hold.to_str().expect("utf-8 path"))]);
+        LinkHold {
+            server,
+            hold,
+            paused,
+            _dir: dir,
+        }
+    }
+    /// Uploads from now on stop in their link step.
+    pub fn engage(&self) {
+        std::fs::write(&self.hold, "").expect("hold file");
+    }
+    /// Held uploads go on.
+    pub fn release(&self) {
+        let _ = std::fs::remove_file(&self.hold);
+    }
+    #[track_caller]
+    pub fn wait_paused(&self) {
+        wait_until("an upload to reach its link step", || self.paused.exists());
+    }
+}
+
+/// Holds every cleanup run at its start while it lives (the debug-only
+/// `DLREPO_TEST_CLEANUP_HOLD`), so requests pile up behind a run.
+pub struct CleanupHold(Option<tempfile::NamedTempFile>, String);
+
+impl CleanupHold {
+    pub fn new() -> CleanupHold {
+        let f = tempfile::NamedTempFile::new().expect("hold file");
+        let path = f.path().to_str().expect("utf-8 path").to_string();
+        CleanupHold(Some(f), path)
+    }
+    /// The setting that makes a server obey this hold.
+    pub fn env(&self) -> (&'static str, &str) {
+        ("DLREPO_TEST_CLEANUP_HOLD", &self.1)
+    }
+    /// Lets the held runs go on.
+    pub fn release(&mut self) {
+        self.0.take();
+    }
 }
 
 pub fn free_port() -> u16 {
