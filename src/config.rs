@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use regex::Regex;
 
-/// Every server setting, with the defaults of `config.md`.
+/// Every server setting, with the defaults of `docs/spec/config.md`.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub root_dir: PathBuf,

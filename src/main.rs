@@ -61,7 +61,7 @@ fn systemd_listen_fd() -> Option<i32> {
 
 async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     let cfg = Rc::new(cfg);
-    // Startup order of config.md §4: ACLs and auth file, then the banners.
+    // Startup order of docs/spec/config.md §4: ACLs and auth file, then the banners.
     let auth = Auth::new(cfg.clone());
     auth.banners();
     if let Err(e) = std::fs::create_dir_all(&cfg.root_dir) {

@@ -99,7 +99,7 @@ fn internal_flag_lock_digest_and_unlock() {
     assert!(s.path("branches/b/t/j/.internal").exists());
     lock(&s).expect(200);
     assert!(s.path("branches/b/t/j/.locked").exists());
-    // The digest, computed independently (layout.md §5.3).
+    // The digest, computed independently (docs/spec/layout.md §5.3).
     let h = |p: &str| sha256_hex(&std::fs::read(s.path(p)).unwrap());
     let map = format!(
         r#"{{".metadata": "sha256:{}", "fmt": "sha256:{}", "fmt2": "sha256:{}"}}"#,

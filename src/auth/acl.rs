@@ -1,4 +1,4 @@
-//! ACL files (auth.md §4): one file per group, lines of an access string and
+//! ACL files (docs/spec/auth.md §4): one file per group, lines of an access string and
 //! patterns, evaluated against percent-decoded request paths.
 
 use std::cell::RefCell;
@@ -7,7 +7,7 @@ use std::path::Path;
 
 use regex::Regex;
 
-/// The access class of a request (auth.md §2).
+/// The access class of a request (docs/spec/auth.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
     Read,

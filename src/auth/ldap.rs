@@ -1,4 +1,4 @@
-//! Groups from LDAP (auth.md §3.4), with the `ldap3` client on this runtime:
+//! Groups from LDAP (docs/spec/auth.md §3.4), with the `ldap3` client on this runtime:
 //! an LDAP round trip is just another awaited socket, so it never stalls
 //! other requests. At most `DLREPO_LDAP_MAX_CONNECTIONS` authentications
 //! talk to the server at once.

@@ -1,4 +1,4 @@
-//! Authentication and access control (auth.md): who the caller is, which
+//! Authentication and access control (docs/spec/auth.md): who the caller is, which
 //! groups they have, and whether their ACL lines grant a request or let
 //! them see a listing entry.
 
@@ -91,7 +91,7 @@ impl Access {
     }
 }
 
-/// The access class of a request (auth.md §2).
+/// The access class of a request (docs/spec/auth.md §2).
 pub fn classify(method: &hyper::Method, path: &str) -> Class {
     match *method {
         hyper::Method::PUT | hyper::Method::PATCH => Class::Add,

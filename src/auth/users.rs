@@ -1,4 +1,4 @@
-//! The auth file (`DLREPO_AUTH_FILE`, auth.md §3.3): `LOGIN:PASSWORD:GROUPS`.
+//! The auth file (`DLREPO_AUTH_FILE`, docs/spec/auth.md §3.3): `LOGIN:PASSWORD:GROUPS`.
 //!
 //! Passwords are not kept: each entry is stored as a salted SHA-256 of
 //! `login:password`, the salt drawn at load time.

@@ -1,5 +1,5 @@
 //! Orphan GC: removes files in `.blobs/` and `.uploads/` that have one link
-//! and are older than `DLREPO_ORPHAN_BLOB_LIFETIME` (cleanup.md §5–6).
+//! and are older than `DLREPO_ORPHAN_BLOB_LIFETIME` (docs/spec/cleanup.md §5–6).
 //!
 //! Race freedom: before its `statx` the GC watches the path in the pin
 //! table; after it, the GC deletes only if no request pinned the blob

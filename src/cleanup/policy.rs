@@ -1,4 +1,4 @@
-//! Full run, step 1: branch retention policies (cleanup.md §3).
+//! Full run, step 1: branch retention policies (docs/spec/cleanup.md §3).
 //!
 //! As in 0.44, only branches of the base repository are cleaned; the
 //! policies of user branches are stored and shown but not applied.

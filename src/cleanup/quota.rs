@@ -1,4 +1,4 @@
-//! Full run, step 2: recompute every user's disk usage (cleanup.md §4).
+//! Full run, step 2: recompute every user's disk usage (docs/spec/cleanup.md §4).
 
 use std::rc::Rc;
 

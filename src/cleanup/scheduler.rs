@@ -1,4 +1,4 @@
-//! The cleanup scheduling state machine (cleanup.md §2).
+//! The cleanup scheduling state machine (docs/spec/cleanup.md §2).
 //!
 //! At most one run at a time; every request that arrives during a run folds
 //! into exactly one follow-up run, which is full if any of them asked for a

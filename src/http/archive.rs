@@ -1,5 +1,5 @@
 //! `.tar` archives of jobs, formats and product versions, and a format's
-//! `.sha256` digests (http-api.md §7.7, §7.10, §7.11, §7.17).
+//! `.sha256` digests (docs/spec/http-api.md §7.7, §7.10, §7.11, §7.17).
 
 use std::path::Path;
 use std::rc::Rc;

@@ -1,4 +1,4 @@
-//! Artifact download and probe (http-api.md §7.12–7.13).
+//! Artifact download and probe (docs/spec/http-api.md §7.12–7.13).
 
 use std::rc::Rc;
 

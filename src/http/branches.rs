@@ -1,4 +1,4 @@
-//! The branches listing and the branch endpoint (http-api.md §7.3–7.4).
+//! The branches listing and the branch endpoint (docs/spec/http-api.md §7.3–7.4).
 
 use std::rc::Rc;
 

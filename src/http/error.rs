@@ -13,7 +13,7 @@ pub enum HttpError {
     /// 400 with a reason.
     BadRequest(String),
     /// 401 with a Basic challenge for `realm`; the registry's JSON body
-    /// under `/v2/` (auth.md §5).
+    /// under `/v2/` (docs/spec/auth.md §5).
     Unauthorized { realm: String, registry: bool },
     /// 404.
     NotFound,

@@ -1,4 +1,4 @@
-//! File responses (http-api.md §2.7–2.8): length, type, validators,
+//! File responses (docs/spec/http-api.md §2.7–2.8): length, type, validators,
 //! conditional requests, single byte ranges, and X-Sendfile.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Format directories (http-api.md §7.8–7.9): listing, the "finalised"
+//! Format directories (docs/spec/http-api.md §7.8–7.9): listing, the "finalised"
 //! probe, finalisation, deletion, and the shortcut without the slash.
 
 use std::rc::Rc;

@@ -1,4 +1,4 @@
-//! The home pages `/` and `/~<user>/` (http-api.md §7.1).
+//! The home pages `/` and `/~<user>/` (docs/spec/http-api.md §7.1).
 
 use std::rc::Rc;
 

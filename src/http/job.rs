@@ -1,4 +1,4 @@
-//! The job endpoint (http-api.md §7.6): information, metadata, the internal
+//! The job endpoint (docs/spec/http-api.md §7.6): information, metadata, the internal
 //! flag, lock and unlock, and delete.
 
 use std::rc::Rc;

@@ -178,7 +178,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     with_server_header(resp)
 }
 
-/// Every answer names its server (http-api.md §1).
+/// Every answer names its server (docs/spec/http-api.md §1).
 fn with_server_header(mut resp: Response<Body>) -> Response<Body> {
     const SERVER: hyper::header::HeaderValue =
         hyper::header::HeaderValue::from_static(concat!("dlrepo/", env!("CARGO_PKG_VERSION")));
@@ -186,7 +186,7 @@ fn with_server_header(mut resp: Response<Body>) -> Response<Body> {
     resp
 }
 
-/// The access log line of config.md §6, at DEBUG. `None`: not authenticated.
+/// The access log line of docs/spec/config.md §6, at DEBUG. `None`: not authenticated.
 fn log_access(parts: &hyper::http::request::Parts, access: Option<&Access>, resp: &Response<Body>, peer: &str) {
     // Nothing is formatted unless the line is wanted.
     if !tracing::enabled!(tracing::Level::DEBUG) {

@@ -1,4 +1,4 @@
-//! The read-only products view (http-api.md §7.15–7.16).
+//! The read-only products view (docs/spec/http-api.md §7.15–7.16).
 
 use std::path::PathBuf;
 use std::rc::Rc;

@@ -1,4 +1,4 @@
-//! URL routing (http-api.md §4): a decoded path becomes a [`Route`] (what
+//! URL routing (docs/spec/http-api.md §4): a decoded path becomes a [`Route`] (what
 //! it names), and the route table turns a route and a method into the one
 //! [`Endpoint`] that answers, or a 405 whose `Allow` list is the table's.
 //!
@@ -288,7 +288,7 @@ impl Route {
 
     /// What a write through an alias (or into the read-only products view)
     /// lists in `Allow`: the spec gives these per endpoint, and they are
-    /// not always the route's own read methods (http-api.md §7.5).
+    /// not always the route's own read methods (docs/spec/http-api.md §7.5).
     pub fn read_only_allow(&self) -> &'static str {
         match self {
             Route::Tag(_) => "GET,HEAD",

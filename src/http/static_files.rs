@@ -1,4 +1,4 @@
-//! `GET|HEAD /static/<file>` and `/cli` (http-api.md §7.2). Never sent
+//! `GET|HEAD /static/<file>` and `/cli` (docs/spec/http-api.md §7.2). Never sent
 //! through X-Sendfile.
 
 use std::path::{Path, PathBuf};

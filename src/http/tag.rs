@@ -1,4 +1,4 @@
-//! The tag endpoint (http-api.md §7.5): its jobs, its flags and
+//! The tag endpoint (docs/spec/http-api.md §7.5): its jobs, its flags and
 //! description, and its deletion.
 
 use std::rc::Rc;

@@ -1,4 +1,4 @@
-//! Artifact upload (http-api.md §7.14 and §8): the handler checks the
+//! Artifact upload (docs/spec/http-api.md §7.14 and §8): the handler checks the
 //! request, streams the body into a staging file the store hands out, and
 //! has the store commit it.
 

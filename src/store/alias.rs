@@ -1,4 +1,4 @@
-//! The `latest`, `stable` and `oldstable` aliases (http-api.md §3), for
+//! The `latest`, `stable` and `oldstable` aliases (docs/spec/http-api.md §3), for
 //! tags of a branch and versions of a product branch alike.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Tar archives of formats, jobs and product versions (http-api.md §7.18),
+//! Tar archives of formats, jobs and product versions (docs/spec/http-api.md §7.18),
 //! produced as a stream with constant memory.
 //!
 //! A producer task reads each member through the ring a chunk at a time and

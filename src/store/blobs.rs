@@ -4,7 +4,7 @@
 //! (check → touch → link, check → rename → link) holds a pin on the blob in
 //! the [`PinTable`](super::pins::PinTable), which the orphan GC consults
 //! between its statx and its unlink. That restores the atomicity the
-//! original got from running synchronously (cleanup.md §6, invariant I1).
+//! original got from running synchronously (docs/spec/cleanup.md §6, invariant I1).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;

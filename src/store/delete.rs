@@ -1,4 +1,4 @@
-//! Deleting formats, jobs, tags and branches (http-api.md §7.4–7.8).
+//! Deleting formats, jobs, tags and branches (docs/spec/http-api.md §7.4–7.8).
 //!
 //! Trees are removed file by file through the ring, a bounded batch at a
 //! time, so a tag with a hundred thousand files never stalls the loop.

@@ -1,5 +1,5 @@
 //! Format finalisation (`PATCH` on a format) and the post-process command
-//! (publish.md §2).
+//! (docs/spec/publish.md §2).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,7 +39,7 @@ impl Store {
         Ok(())
     }
 
-    /// Steps 3–5 of publish.md §2. Returns whether the command succeeded; the
+    /// Steps 3–5 of docs/spec/publish.md §2. Returns whether the command succeeded; the
     /// index is refreshed either way.
     async fn post_process(self: &Rc<Self>, dir: &Path, cmd: &str, digests: &Digests) -> StoreResult<bool> {
         let chunk = self.cfg.chunk_size.max(1 << 20);

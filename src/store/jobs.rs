@@ -1,5 +1,5 @@
 //! Job metadata, the internal flag, locking and the job digest
-//! (http-api.md §7.6, layout.md §5.3).
+//! (docs/spec/http-api.md §7.6, docs/spec/layout.md §5.3).
 
 use std::rc::Rc;
 
@@ -125,7 +125,7 @@ impl Store {
         Ok(())
     }
 
-    /// The job digest of layout.md §5.3.
+    /// The job digest of docs/spec/layout.md §5.3.
     pub async fn job_digest(&self, job: &JobRef, formats: &[String]) -> StoreResult<String> {
         let dir = job.dir();
         let mut map = Map::new();

@@ -1,4 +1,4 @@
-//! The link step shared by uploads and link-only PUTs (http-api.md §8.5).
+//! The link step shared by uploads and link-only PUTs (docs/spec/http-api.md §8.5).
 //!
 //! Order matters for "a refused upload creates nothing": the blob is looked
 //! up and the quota checked before any folder is created, and folders this
@@ -176,7 +176,7 @@ impl Store {
     /// `.stamp` files and the format's `.dirty`, as far as they are missing.
     ///
     /// A failed link undoes the format folder and `.dirty` only: the job and
-    /// tag keep their `.stamp` (http-api.md §8.5 step 5), which another
+    /// tag keep their `.stamp` (docs/spec/http-api.md §8.5 step 5), which another
     /// upload into the same job may already rely on.
     async fn prepare_format(&self, job: &JobRef, format_dir: &Path, created: &mut Created) -> StoreResult<()> {
         if self.is_format_ready(format_dir) {

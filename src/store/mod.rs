@@ -1,4 +1,4 @@
-//! The storage layer: the on-disk tree of `layout.md`, the blob store, and
+//! The storage layer: the on-disk tree of `docs/spec/layout.md`, the blob store, and
 //! the upload and link paths. Nothing here knows about HTTP.
 
 pub mod alias;

@@ -1,5 +1,5 @@
 //! The pin table: which blobs requests are using, and which one the orphan
-//! GC is about to delete (cleanup.md §6).
+//! GC is about to delete (docs/spec/cleanup.md §6).
 //!
 //! With a completion-based runtime every ring operation is a suspension
 //! point, so the GC's `statx → decide → unlink` can interleave with a

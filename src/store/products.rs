@@ -11,7 +11,7 @@ fn resolve_link(link: &Path) -> Option<PathBuf> {
     io::canonicalize(link).ok()
 }
 
-/// Removes the job's contributions to its product version (http-api.md §7.6):
+/// Removes the job's contributions to its product version (docs/spec/http-api.md §7.6):
 /// links to this job's formats and dangling links go, an emptied version is
 /// removed with its empty parents up to `products/`, and `.product` goes.
 pub async fn remove_product_links(job: &JobRef) -> std::io::Result<()> {

@@ -1,5 +1,5 @@
 //! The small settings clients change with a POST: a tag's flags and
-//! description (http-api.md §7.5) and a branch's cleanup policy (§7.4).
+//! description (docs/spec/http-api.md §7.5) and a branch's cleanup policy (§7.4).
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! The upload sequence (http-api.md §8): the checks made before the body is
+//! The upload sequence (docs/spec/http-api.md §8): the checks made before the body is
 //! read, the staging file that receives it, and the commit that turns a
 //! verified staging file into a linked, indexed artifact.
 

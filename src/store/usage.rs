@@ -1,4 +1,4 @@
-//! Per-user disk usage and the quota check (cleanup.md §4.1).
+//! Per-user disk usage and the quota check (docs/spec/cleanup.md §4.1).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
