@@ -55,6 +55,9 @@ pub struct Config {
     pub header_timeout: u64,
     /// `DLREPO_BODY_TIMEOUT`: seconds a request body may pause.
     pub body_timeout: u64,
+    /// `DLREPO_LISTEN_BACKLOG`: connections the kernel queues before they
+    /// are accepted; the kernel caps it at `net.core.somaxconn`.
+    pub listen_backlog: u32,
     /// `DLREPO_DIGESTS_FLUSH_DELAY_MS`: how long a format's `.digests` may
     /// lag behind its uploads (which are journaled meanwhile); 0 rewrites it
     /// before every answer.
@@ -223,6 +226,8 @@ impl Config {
             fsync,
             header_timeout: env.int("DLREPO_HEADER_TIMEOUT", 30)?,
             body_timeout: env.int("DLREPO_BODY_TIMEOUT", 60)?,
+            // As many as the system allows: a CI farm connects in bursts.
+            listen_backlog: env.int("DLREPO_LISTEN_BACKLOG", 65535)?,
             digests_flush_delay_ms: env.int("DLREPO_DIGESTS_FLUSH_DELAY_MS", 1000)?,
         })
     }

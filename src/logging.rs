@@ -8,12 +8,19 @@ use std::os::unix::net::UnixDatagram;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, LogLevel, LogOutput};
 
 /// Events logged with this target print as CRITICAL.
 pub const CRITICAL: &str = "critical";
+
+/// INFO events with this target are shown at every level: the one line
+/// that says where the server listens and what it serves, and the one
+/// that says it stopped.
+pub const NOTICE: &str = "notice";
 
 struct LineFormat {
     syslog: bool,
@@ -83,11 +90,16 @@ pub fn init(cfg: &Config) {
         LogLevel::Warning => Level::WARN,
         LogLevel::Error | LogLevel::Critical => Level::ERROR,
     };
-    let builder = tracing_subscriber::fmt().with_max_level(level);
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target(NOTICE, Level::INFO.max(level));
+    let builder = tracing_subscriber::fmt().with_max_level(Level::TRACE);
     let res = match cfg.log_output {
         LogOutput::Console => builder
             .event_format(LineFormat { syslog: false })
             .with_writer(std::io::stderr)
+            .finish()
+            .with(filter)
             .try_init(),
         LogOutput::Syslog => {
             let sock = UnixDatagram::unbound().ok().filter(|s| s.connect("/dev/log").is_ok());
@@ -97,6 +109,8 @@ pub fn init(cfg: &Config) {
             builder
                 .event_format(LineFormat { syslog: true })
                 .with_writer(SyslogMaker(Syslog(sock)))
+                .finish()
+                .with(filter)
                 .try_init()
         }
     };

@@ -70,7 +70,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     }
     let listener = match listen_fd {
         Some(fd) => Listener::from_fd(fd),
-        None => Listener::bind(&cfg.listen_address, cfg.listen_port).await,
+        None => Listener::bind(&cfg.listen_address, cfg.listen_port, cfg.listen_backlog).await,
     };
     let listener = match listener {
         Ok(l) => l,
@@ -83,11 +83,11 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         }
     };
     let store = Store::new(cfg.clone());
-    // Before any request: what an unclean stop left in the journal goes
-    // into the `.digests` files first.
-    if let Err(e) = store.open_journal().await {
+    // Before any request: what an unclean stop left (temporaries, the
+    // journal) is cleaned up and replayed first.
+    if let Err(e) = store.recover().await {
         eprintln!(
-            "dlrepo: cannot open the .digests journal under {}: {e}",
+            "dlrepo: cannot recover the state left under {}: {e}",
             cfg.root_dir.display()
         );
         return 1;
@@ -104,6 +104,12 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     // Handlers first: once "Running on" is logged, a signal must not kill us.
     spawn_signal_handlers(cleanup.clone(), auth, ctx.store.clone());
     tracing::info!("======== Running on {} ========", listener.describe());
+    tracing::info!(
+        target: logging::NOTICE,
+        "listening on {}, root {}",
+        listener.describe(),
+        cfg.root_dir.display()
+    );
     if cfg.tag_cleanup_period > 0 {
         let period = Duration::from_secs(cfg.tag_cleanup_period);
         let c = cleanup.clone();
@@ -133,10 +139,13 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     }
     // Leave every `.digests` file complete and no journal behind; bounded,
     // as a post-process command may hold a format. The journal covers the rest.
-    if tokio::time::timeout(SHUTDOWN_GRACE, store.checkpoint()).await.is_err() {
+    if !tokio::time::timeout(SHUTDOWN_GRACE, store.checkpoint())
+        .await
+        .unwrap_or(false)
+    {
         tracing::warn!("shutting down before every .digests was written; the journal keeps the rest");
     }
-    tracing::info!("stopped");
+    tracing::info!(target: logging::NOTICE, "stopped");
     0
 }
 

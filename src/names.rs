@@ -57,6 +57,26 @@ pub fn is_valid_upload_path(path: &str) -> bool {
         && path.split('/').all(|c| c.len() <= NAME_MAX)
 }
 
+/// Whether a file name is one of the temporaries that older versions of
+/// this server made next to a file they replaced (`.<name>.tmp-<16 hex>`):
+/// never an artifact, so never served.
+pub fn is_temporary_name(name: &str) -> bool {
+    let Some((head, hex)) = name.rsplit_once(".tmp-") else {
+        return false;
+    };
+    head.starts_with('.') && hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The deepest artifact path an upload may create, in components. Deeper
+/// trees are refused up front: each level costs a folder, a lookup in
+/// every later path walk, and a sync when uploads are durable.
+pub const MAX_ARTIFACT_DEPTH: usize = 64;
+
+/// How many components an artifact path has (empty ones included).
+pub fn depth(path: &str) -> usize {
+    path.split('/').count()
+}
+
 /// The tag and version aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alias {
@@ -100,6 +120,15 @@ mod tests {
         let base = std::path::Path::new("/srv/f");
         assert!(fits_below(base, &"n".repeat(4096 - 8)));
         assert!(!fits_below(base, &"n".repeat(4096 - 7)));
+    }
+
+    #[test]
+    fn temporary_names() {
+        assert!(is_temporary_name(".digests.tmp-0123456789abcdef"));
+        assert!(is_temporary_name(".a.txt.tmp-0123456789abcdef"));
+        assert!(!is_temporary_name("a.txt.tmp-0123456789abcdef"));
+        assert!(!is_temporary_name(".a.tmp-0123"));
+        assert!(!is_temporary_name(".a.tmp-0123456789abcdeg"));
     }
 
     #[test]

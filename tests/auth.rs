@@ -26,8 +26,7 @@ ru /branches/main/test_ru_tag**
 rw /branches/main/test_rw_tag**
 a /branches/main/test_a_tag**
 ";
-const AUTH_FILE: &str =
-    "alice:pw:dev users\nbob:b:o:b:users\ncarl:c:nogroup-has-no-acl\ndave::users\nplop:plop:letters\nfoo:baz:readers\n";
+const AUTH_FILE: &str = "alice:pw:dev users\nbob:b:o:b:users\ncarl:c:nogroup-has-no-acl\ndave::users\nplop:plop:letters\nfoo:baz:readers\nErin:pw:users\n";
 
 fn write_acls(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -286,6 +285,42 @@ fn proxy_header_mode() {
     unauthorized(&r);
     get(&[("x-dlrepo-groups", "dev")], "/branches/").expect(200);
     unauthorized(&get(&[("x-dlrepo-login", "bob")], "/branches/"));
+    // A client's own copy of an identity header before the proxy's: which
+    // one the proxy set cannot be told, so the request is refused.
+    get(
+        &[
+            ("x-dlrepo-login", "bob"),
+            ("X-Dlrepo-Groups", "dev"),
+            ("x-dlrepo-groups", "users"),
+        ],
+        "/branches/dev/",
+    )
+    .expect_error(400, "X-DlrEpo-GrOuPs is given more than once");
+    get(
+        &[
+            ("x-dlrepo-login", "alice"),
+            ("x-dlrepo-login", "bob"),
+            ("x-dlrepo-groups", "users"),
+        ],
+        "/branches/pub/t1/",
+    )
+    .expect_error(400, "X-DlrEpo-LoGin is given more than once");
+}
+
+/// A login with capitals writes to its own repository, whose folder is
+/// lowercased, by either spelling; another spelling is someone else's.
+#[test]
+fn mixed_case_logins_write_to_their_own_repository() {
+    let Setup { s, _etc: _keep, .. } = start(&[]);
+    let erin = Some(("Erin", "pw"));
+    as_user(&s, erin, "PUT", "/~Erin/branches/b/t/j/f/a").expect(201);
+    as_user(&s, erin, "PUT", "/~erin/branches/b/t/j/f/b").expect(201);
+    assert!(s.path("users/erin/branches/b/t/j/f/a").exists());
+    assert!(s.path("users/erin/branches/b/t/j/f/b").exists());
+    unauthorized(&as_user(&s, erin, "PUT", "/~ERIN/branches/b/t/j/f/c"));
+    unauthorized(&as_user(&s, erin, "PUT", "/~bob/branches/b/t/j/f/c"));
+    // The case of the login still matters for others.
+    unauthorized(&as_user(&s, Some(("bob", "b:o:b")), "PUT", "/~Erin/branches/b/t/j/f/c"));
 }
 
 // ------------------------------------------------------------------ LDAP

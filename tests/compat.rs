@@ -128,7 +128,6 @@ const PROBES: &[(&str, &str)] = &[
     ("GET", "/branches/main/stable/job1/"),
     ("GET", "/branches/Main/Tag1/job1/fmt/dir/File.txt"),
     ("GET", "/branches/main/tag1/job1/fmt"),
-    ("GET", "/branches/main/tag1/job1/fmt2"),
     ("HEAD", "/branches/main/tag1/job1/fmt/"),
     ("HEAD", "/branches/main/tag1/job1/fmt2/"),
     ("GET", "/branches/main/tag1/job1/nope/"),
@@ -143,6 +142,15 @@ const PROBES: &[(&str, &str)] = &[
 
 fn answer(s: &Server, method: &str, path: &str) -> String {
     let r = s.req(method, path).header("Accept", "application/json").send();
+    // Decided difference: a HEAD of a file answers the headers a GET does,
+    // Content-Type included, where 0.44 leaves it out.
+    let r = if method == "HEAD" && r.status == 200 {
+        let mut r = r;
+        r.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        r
+    } else {
+        r
+    };
     let mut keep: Vec<String> = [
         "content-type",
         "location",
@@ -170,6 +178,12 @@ fn compare_on(root_from: &Server) {
         }
     }
     assert!(diffs.is_empty(), "answers differ:\n{}", diffs.join("\n\n"));
+    // Decided difference: the URL of a dirty format without its slash goes
+    // to the folder, where 0.44 answers 404 (its HEAD probe still does).
+    let url = "/branches/main/tag1/job1/fmt2";
+    ours.get(url).expect_redirect("/branches/main/tag1/job1/fmt2/");
+    orig.get(url).expect(404);
+    ours.req("HEAD", url).send().expect(404);
 }
 
 #[test]

@@ -30,13 +30,19 @@ fn files(s: &Server, url: &str) -> serde_json::Value {
     s.get(url).json()["artifact_format"]["files"].clone()
 }
 
+/// The commit lines in the journal (an upload also writes an intent line
+/// before its link, ending in `"linking"`).
 fn journal_lines(s: &Server) -> usize {
     std::fs::read_dir(s.path(".dlrepo-rs"))
         .map(|rd| {
             rd.flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with("digests-journal."))
-                .map(|e| std::fs::read(e.path()).unwrap_or_default())
-                .map(|b| b.iter().filter(|c| **c == b'\n').count())
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .map(|t| {
+                    t.lines()
+                        .filter(|l| !l.ends_with(r#", "linking"]"#) && !l.ends_with(r#","linking"]"#))
+                        .count()
+                })
                 .sum()
         })
         .unwrap_or(0)

@@ -56,6 +56,16 @@ pub struct Auth {
     decisions: RefCell<TtlCache<(String, String, Class, String), bool>>,
 }
 
+/// Why a request was not let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No identity, a wrong one, or one the ACLs do not let through: 401.
+    Unauthorized,
+    /// A request that cannot be judged, such as a proxy identity header
+    /// given twice: 400 with the reason.
+    BadRequest(String),
+}
+
 /// The outcome of authorising a request: what the caller may read, for
 /// listings and aliases.
 #[derive(Clone)]
@@ -169,13 +179,13 @@ impl Auth {
         }
     }
 
-    /// Authorises a request: `Err(())` means 401.
+    /// Authorises a request.
     pub async fn authorize(
         self: &Rc<Self>,
         method: &hyper::Method,
         path: &str,
         headers: &HeaderMap,
-    ) -> Result<Access, ()> {
+    ) -> Result<Access, Refusal> {
         if self.is_disabled() {
             return Ok(Access::all());
         }
@@ -188,10 +198,10 @@ impl Auth {
         }
         let identity = self.identify(headers).await?;
         if identity.login.is_none() && (class != Class::Read || path == "/v2/") {
-            return Err(());
+            return Err(Refusal::Unauthorized);
         }
         if !self.allowed(&identity, class, path) {
-            return Err(());
+            return Err(Refusal::Unauthorized);
         }
         // Handlers lowercase names and fold empty segments before touching
         // the disk, so a write must also be allowed on the path it really
@@ -199,7 +209,7 @@ impl Auth {
         if class != Class::Read {
             let canonical = canonical_path(path);
             if canonical != path && !self.allowed(&identity, class, &canonical) {
-                return Err(());
+                return Err(Refusal::Unauthorized);
             }
         }
         Ok(Access {
@@ -210,8 +220,15 @@ impl Auth {
 
     /// The caller's identity. Credentials that do not check out are an
     /// error: they never fall back to anonymous.
-    async fn identify(&self, headers: &HeaderMap) -> Result<Identity, ()> {
+    async fn identify(&self, headers: &HeaderMap) -> Result<Identity, Refusal> {
         if let Mode::Headers { login, groups } = &self.mode {
+            // The proxy sets these headers; a second copy came from the
+            // client, and which one is the proxy's cannot be told.
+            for name in [login, groups] {
+                if headers.get_all(name.as_str()).iter().count() > 1 {
+                    return Err(Refusal::BadRequest(format!("{name} is given more than once")));
+                }
+            }
             let Some(login) = headers.get(login.as_str()).and_then(|v| v.to_str().ok()) else {
                 return Ok(Identity::anonymous());
             };
@@ -236,6 +253,7 @@ impl Auth {
         let groups = match &self.mode {
             Mode::Ldap(l) => l.groups(&login, &password).await.map_err(|e| {
                 tracing::error!("LDAP authentication of {login} failed: {e}");
+                Refusal::Unauthorized
             })?,
             _ => {
                 let users = self.users.borrow().clone();
@@ -244,7 +262,7 @@ impl Auth {
         };
         if groups.is_empty() {
             tracing::debug!("authentication failed for {login}");
-            return Err(());
+            return Err(Refusal::Unauthorized);
         }
         tracing::debug!("user {login} authenticated: groups {groups:?}");
         let id = Identity {
@@ -256,8 +274,18 @@ impl Auth {
     }
 
     /// Whether the identity's ACL lines grant `class` on `path` (cached).
+    /// `$user` stands for the login as given and, for a login with capital
+    /// letters, also for its lowercase form: the name of the user's own
+    /// repository, which every URL of it leads to (user `Dave` writes to
+    /// `/~Dave/…` and `/~dave/…`, both `users/dave/`).
     pub fn allowed(&self, id: &Identity, class: Class, path: &str) -> bool {
-        let login = id.login.clone().unwrap_or_default();
+        let login = id.login.as_deref().unwrap_or_default();
+        let lower = crate::names::lower(login);
+        self.allowed_as(id, login, class, path) || (lower != login && self.allowed_as(id, &lower, class, path))
+    }
+
+    fn allowed_as(&self, id: &Identity, login: &str, class: Class, path: &str) -> bool {
+        let login = login.to_string();
         let key = (id.groups.join("\n"), login, class, path.to_string());
         if let Some(d) = self.decisions.borrow_mut().get(&key) {
             return d;

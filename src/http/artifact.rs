@@ -18,7 +18,7 @@ pub async fn get_artifact(ctx: &Rc<Ctx>, req: &Req, addr: &ArtifactAddr) -> Http
     let path = addr.path.as_str();
     let is_head = *req.method() == Method::HEAD;
     if is_head {
-        if let Some(value) = req.header("digest").map(str::to_string) {
+        if let Some(value) = req.single_header("Digest")?.map(str::to_string) {
             return probe_digest(ctx, &value).await;
         }
     }
@@ -28,6 +28,10 @@ pub async fn get_artifact(ctx: &Rc<Ctx>, req: &Req, addr: &ArtifactAddr) -> Http
             return Err(HttpError::NotFound);
         }
         return Err(HttpError::bad_request(path));
+    }
+    // A temporary an older version left behind is never an artifact.
+    if names::is_temporary_name(path.rsplit('/').next().unwrap_or(path)) {
+        return Err(HttpError::NotFound);
     }
     let full = io::join(&loc.dir, path);
     // Open first: on the common path (the file exists) this answers the
@@ -82,14 +86,8 @@ pub async fn get_artifact(ctx: &Rc<Ctx>, req: &Req, addr: &ArtifactAddr) -> Http
             container.as_deref()
         }
     };
-    if is_head {
-        let mut r = respond::ok_empty();
-        r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(st.size));
-        if let Some(d) = digest.and_then(|d| HeaderValue::from_str(d).ok()) {
-            r.headers_mut().insert("digest", d);
-        }
-        return Ok(r);
-    }
+    // HEAD gets the headers a GET would (type, length, validators,
+    // digest), without the body.
     file::serve_open(ctx, req, &full, file, st, digest).await
 }
 

@@ -17,6 +17,8 @@ pub enum HttpError {
     Unauthorized { realm: String, registry: bool },
     /// 404.
     NotFound,
+    /// 404 with a reason that says what is missing and how to provide it.
+    Missing(String),
     /// 405 with the methods the endpoint implements.
     MethodNotAllowed(String),
     /// 405 for a write through an alias or a product URL. Dispatch turns it
@@ -35,6 +37,8 @@ pub enum HttpError {
     Unprocessable(String),
     /// 500 with a reason the client may see.
     Failed(String),
+    /// 507: the server's disk is full; nothing of the request was kept.
+    InsufficientStorage,
     /// 500 without details; the cause has been logged.
     Internal,
     /// 501: a feature this server does not have yet.
@@ -42,6 +46,9 @@ pub enum HttpError {
 }
 
 pub type HttpResult<T> = Result<T, HttpError>;
+
+/// The longest reason phrase sent in a status line, in bytes.
+const MAX_REASON: usize = 512;
 
 impl HttpError {
     pub fn bad_request(reason: impl Into<String>) -> HttpError {
@@ -60,7 +67,7 @@ impl HttpError {
         match self {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::NotFound | HttpError::Missing(_) => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed(_) | HttpError::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             HttpError::Conflict(_) => StatusCode::CONFLICT,
@@ -69,6 +76,7 @@ impl HttpError {
             HttpError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             HttpError::Failed(_) | HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            HttpError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -77,11 +85,13 @@ impl HttpError {
     fn reason(&self) -> Option<String> {
         match self {
             HttpError::BadRequest(r)
+            | HttpError::Missing(r)
             | HttpError::Conflict(r)
             | HttpError::Misdirected(r)
             | HttpError::Unprocessable(r)
             | HttpError::Failed(r) => Some(r.clone()),
             HttpError::BodyTimeout => Some("request body timed out".into()),
+            HttpError::InsufficientStorage => Some("Insufficient Storage: the server's disk is full".into()),
             HttpError::NotImplemented(what) => Some(format!("{what} is not implemented by this server yet")),
             _ => None,
         }
@@ -133,8 +143,18 @@ impl HttpError {
             _ => {}
         }
         if let Some(r) = reason {
-            // Line breaks would corrupt the status line; the body keeps the full text.
-            let clean: String = r.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            // Line breaks would corrupt the status line, and a reason that
+            // quotes a huge request path is cut short there; the body keeps
+            // the full text.
+            let mut clean: String = r.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            if clean.len() > MAX_REASON {
+                let mut end = MAX_REASON;
+                while !clean.is_char_boundary(end) {
+                    end -= 1;
+                }
+                clean.truncate(end);
+                clean.push('…');
+            }
             if let Ok(p) = hyper::ext::ReasonPhrase::try_from(clean.into_bytes()) {
                 resp.extensions_mut().insert(p);
             }
@@ -151,6 +171,8 @@ impl From<StoreError> for HttpError {
             StoreError::InvalidDigest(r) | StoreError::DigestMismatch(r) => HttpError::Unprocessable(r),
             StoreError::Conflict(r) => HttpError::Conflict(r),
             StoreError::Failed(r) => HttpError::Failed(r),
+            // Logged once per full-disk episode, where it was classified.
+            StoreError::NoSpace(_) => HttpError::InsufficientStorage,
             StoreError::Io(err) => {
                 tracing::error!("i/o error: {err}");
                 HttpError::Internal
@@ -161,7 +183,7 @@ impl From<StoreError> for HttpError {
 
 impl From<std::io::Error> for HttpError {
     fn from(e: std::io::Error) -> HttpError {
-        HttpError::from(StoreError::Io(e))
+        HttpError::from(StoreError::from(e))
     }
 }
 

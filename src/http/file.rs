@@ -46,7 +46,8 @@ pub async fn serve_open(
     stx: io::Stat,
     digest: Option<&str>,
 ) -> HttpResult<Response<Body>> {
-    if let Some(hname) = &ctx.cfg.x_sendfile_header {
+    // A HEAD has no body for the proxy to send: it is answered here.
+    if let (Some(hname), false) = (&ctx.cfg.x_sendfile_header, *req.method() == Method::HEAD) {
         return sendfile_answer(hname, path, digest);
     }
     respond_file(ctx, req, path, file, stx, digest).await

@@ -74,11 +74,16 @@ pub async fn delete_format(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpR
 }
 
 /// `GET|HEAD …/<format>` without the slash: a redirect to the only file, or
-/// to the format directory.
+/// to the format directory. While the format is dirty, `HEAD` answers 404
+/// (the "finalised?" probe of the original) and `GET` goes to the folder,
+/// like every other folder URL without its slash.
 pub async fn get_format_shortcut(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResult<Response<Body>> {
     let loc = locate::existing_format(ctx, &req.access, addr, false).await?;
     if meta::flag(&loc.dir.join(".dirty")).await {
-        return Err(HttpError::NotFound);
+        if *req.method() == hyper::Method::HEAD {
+            return Err(HttpError::NotFound);
+        }
+        return Ok(respond::redirect(&loc.url));
     }
     let digests = loc.digests(ctx).await;
     if digests.len() == 1 {

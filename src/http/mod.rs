@@ -28,7 +28,7 @@ use std::rc::Rc;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
-use crate::auth::{Access, Auth};
+use crate::auth::{Access, Auth, Refusal};
 use crate::cleanup::Scheduler;
 use crate::config::Config;
 use crate::store::Store;
@@ -43,8 +43,8 @@ pub struct Ctx {
     pub auth: Rc<Auth>,
     pub cfg: Rc<Config>,
     pub cleanup: Rc<Scheduler>,
-    /// The `/cli` script, read once at startup.
-    pub cli_script: bytes::Bytes,
+    /// The `/cli` client, read once at startup, if one was found.
+    pub cli_script: Option<bytes::Bytes>,
 }
 
 /// A request after routing: the parts, the decoded path and the body.
@@ -92,6 +92,16 @@ impl Req {
     /// string; the constant saves parsing the name on every request.
     pub fn header<K: hyper::header::AsHeaderName>(&self, name: K) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// A header that must not be repeated: 400 when it is given twice (two
+    /// `Digest` values would leave it to chance which one is checked).
+    pub fn single_header(&self, name: &'static str) -> HttpResult<Option<&str>> {
+        let mut values = self.parts.headers.get_all(name).iter();
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(HttpError::bad_request(format!("{name} header given more than once")));
+        }
+        Ok(first.and_then(|v| v.to_str().ok()))
     }
     pub fn query(&self) -> Vec<(String, String)> {
         parse_query(self.parts.uri.query().unwrap_or(""))
@@ -150,10 +160,17 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     }
     // Authentication comes before routing: a refusal is a 401 even for
     // paths that do not exist or methods that are not allowed.
-    let Ok(access) = ctx.auth.authorize(&parts.method, &path, &parts.headers).await else {
-        let resp = HttpError::unauthorized(&ctx.cfg.auth_realm, &path).into_response();
-        log_access(&parts, None, &resp, peer);
-        return with_server_header(resp);
+    let access = match ctx.auth.authorize(&parts.method, &path, &parts.headers).await {
+        Ok(access) => access,
+        Err(refusal) => {
+            let err = match refusal {
+                Refusal::Unauthorized => HttpError::unauthorized(&ctx.cfg.auth_realm, &path),
+                Refusal::BadRequest(reason) => HttpError::BadRequest(reason),
+            };
+            let resp = err.into_response();
+            log_access(&parts, None, &resp, peer);
+            return with_server_header(resp);
+        }
     };
     let mut req = Req {
         parts,
@@ -227,7 +244,7 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
     match route.endpoint(req.method())? {
         GetHome => home::get_home(ctx, req).await,
         GetUserHome(a) => home::get_user_home(ctx, req, &a).await,
-        GetCli => Ok(static_files::get_cli(ctx, req)),
+        GetCli => static_files::get_cli(ctx, req),
         GetStatic(file) => static_files::get_static(ctx, req, &file).await,
         ListBranches(a) => branches::list_branches(ctx, req, &a).await,
         GetBranch(a) => branches::get_branch(ctx, req, &a).await,

@@ -23,14 +23,28 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `addr:port` (an IP literal or a host name).
-    pub async fn bind(addr: &str, port: u16) -> std::io::Result<Listener> {
+    /// Binds `addr:port` (an IP literal or a host name) with a listen
+    /// queue of `backlog` connections.
+    pub async fn bind(addr: &str, port: u16, backlog: u32) -> std::io::Result<Listener> {
         let host = if addr.contains(':') && !addr.starts_with('[') {
             format!("[{addr}]")
         } else {
             addr.to_string()
         };
-        Ok(Listener::Tcp(TcpListener::bind(format!("{host}:{port}")).await?))
+        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address");
+        for a in tokio::net::lookup_host(format!("{host}:{port}")).await? {
+            let socket = if a.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            match socket.bind(a).and_then(|()| socket.listen(backlog)) {
+                Ok(l) => return Ok(Listener::Tcp(l)),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Takes over a listening socket passed by systemd.

@@ -47,12 +47,12 @@ pub async fn get_static(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Resp
     Ok(r)
 }
 
-/// The client script served at `/cli`, found once at startup:
-/// `DLREPO_CLI_PATH`, then next to the server binary and in its parent
-/// folders, then `/usr/local/bin`, then `/usr/bin`. Occurrences of
-/// `http://127.0.0.1:1337` become `DLREPO_PUBLIC_URL`. When there is none,
-/// `/cli` answers an empty body, as 0.44 does.
-pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Bytes {
+/// The client served at `/cli`, found once at startup: `DLREPO_CLI_PATH`,
+/// then next to the server binary and in its parent folders, then
+/// `/usr/local/bin`, then `/usr/bin`. Occurrences of
+/// `http://127.0.0.1:1337` become `DLREPO_PUBLIC_URL`. `None` when there is
+/// none: `/cli` then answers 404 saying how to configure it.
+pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Option<Bytes> {
     let mut candidates: Vec<PathBuf> = cli_path.map(Path::to_path_buf).into_iter().collect();
     if let Ok(exe) = std::env::current_exe() {
         candidates.extend(exe.ancestors().skip(1).take(4).map(|d| d.join("dlrepo-cli")));
@@ -68,22 +68,26 @@ pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Bytes {
                 None => bytes,
             };
             tracing::debug!("serving /cli from {}", c.display());
-            return Bytes::from(text);
+            return Some(Bytes::from(text));
         }
     }
-    tracing::debug!("no dlrepo-cli found: /cli answers an empty body");
-    Bytes::new()
+    tracing::debug!("no dlrepo-cli found: /cli answers 404");
+    None
 }
 
-pub fn get_cli(ctx: &Ctx, req: &Req) -> Response<Body> {
-    let len = ctx.cli_script.len();
+pub fn get_cli(ctx: &Ctx, req: &Req) -> HttpResult<Response<Body>> {
+    let Some(script) = &ctx.cli_script else {
+        return Err(HttpError::Missing(
+            "No dlrepo-cli to serve here: set DLREPO_CLI_PATH to the client's file".into(),
+        ));
+    };
     let mut r = Response::new(if *req.method() == Method::HEAD {
         Body::empty()
     } else {
-        Body::from_bytes(ctx.cli_script.clone())
+        Body::from_bytes(script.clone())
     });
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(len));
-    r
+    r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(script.len()));
+    Ok(r)
 }

@@ -35,16 +35,25 @@ pub async fn put_artifact(ctx: &Rc<Ctx>, req: &mut Req, addr: &ArtifactAddr) -> 
         path: addr.path.clone(),
     };
     ctx.store.check_upload(&target).await?;
-    let header = req.header("digest").map(str::to_string);
-    let link_only = req.header("x-dlrepo-link").map(str::to_string) == header;
-    let digest = Digest::parse(header.as_deref())?;
-    let header = header.unwrap_or_default();
+    let header = req.single_header("Digest")?.map(str::to_string);
+    let link_only = req.single_header("X-Dlrepo-Link")?.map(str::to_string) == header;
+    let Some(header) = header else {
+        // The digest is the end-to-end check of every upload: say how to give it.
+        return Err(HttpError::Unprocessable(
+            r#"missing Digest header: send "Digest: sha256:<64 hex digits>""#.into(),
+        ));
+    };
+    let digest = Digest::parse(Some(&header))?;
     let store = ctx.store.clone();
     if link_only {
         detached(async move { store.link_artifact(&target, &header, &digest).await }).await??;
     } else {
         let mut staging = ctx.store.begin_upload(&digest).await?;
-        receive(req, &mut staging).await?;
+        if let Err(e) = receive(req, &mut staging).await {
+            // Nothing of a refused body stays, not even for a moment.
+            staging.discard().await;
+            return Err(e);
+        }
         // The body is in: from here on the sequence runs to its end even if
         // the client hangs up.
         detached(async move { store.ingest_upload(staging, &target, &digest, &header).await }).await??;

@@ -19,8 +19,10 @@
 
 mod dirsync;
 mod op;
+mod replace;
 
 pub use dirsync::DirSyncer;
+pub use replace::{replace_with_copy, replace_with_link, set_scratch_dir, sweep_scratch, write_file_atomic};
 
 use std::ffi::CString;
 use std::io;
@@ -447,6 +449,46 @@ pub async fn rmdir(path: &Path) -> io::Result<()> {
     op::submit(p, sqe).await.0.map(drop)
 }
 
+/// Writes every buffer, in order, from `pos` on, with vectored writes.
+/// A short write (a file system filling up, a signal) is followed by
+/// another write of what is left; the kernel's error, `ENOSPC` say, ends it.
+/// tokio-uring's own `writev_at_all` panics on a short write, so it is not
+/// used. Returns the bytes written.
+pub async fn writev_all_at(file: &File, mut bufs: Vec<bytes::Bytes>, mut pos: u64) -> io::Result<usize> {
+    let mut total = 0;
+    // The kernel takes at most IOV_MAX buffers per call.
+    const IOV_MAX: usize = 1024;
+    while !bufs.is_empty() {
+        let rest = if bufs.len() > IOV_MAX {
+            bufs.split_off(IOV_MAX)
+        } else {
+            Vec::new()
+        };
+        let (res, mut sent) = file.writev_at(bufs, pos).await;
+        let mut n = res?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "the file took no more bytes"));
+        }
+        total += n;
+        pos += n as u64;
+        // Drop what was written, keep the tail of a buffer written in part.
+        let mut done = 0;
+        for b in sent.iter_mut() {
+            if n >= b.len() {
+                n -= b.len();
+                done += 1;
+            } else {
+                *b = b.slice(n..);
+                break;
+            }
+        }
+        sent.drain(..done);
+        sent.extend(rest);
+        bufs = sent;
+    }
+    Ok(total)
+}
+
 /// Writes the whole buffer at `pos`.
 pub async fn write_all_at(file: &File, buf: Vec<u8>, pos: u64) -> io::Result<Vec<u8>> {
     let (res, buf) = file.write_all_at(buf, pos).await;
@@ -523,45 +565,6 @@ pub async fn read_file_opt(path: &Path) -> io::Result<Option<Vec<u8>>> {
         Err(e) if is_missing(&e) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Replaces a small file atomically: the content goes to a temporary name in
-/// the same directory, optionally made durable, then is renamed over `path`.
-/// A crash leaves either the old or the new content, never a torn file.
-pub async fn write_file_atomic(path: &Path, data: Vec<u8>, durable: bool) -> io::Result<()> {
-    let tmp = tmp_sibling(path);
-    let file = open(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o666).await?;
-    let res = async {
-        if !data.is_empty() {
-            write_all_at(&file, data, 0).await?;
-        }
-        if durable {
-            file.sync_data().await?;
-        }
-        Ok::<(), io::Error>(())
-    }
-    .await;
-    let closed = file.close().await;
-    if let Err(e) = res.and(closed) {
-        let _ = unlink(&tmp).await;
-        return Err(e);
-    }
-    if let Err(e) = rename(&tmp, path).await {
-        let _ = unlink(&tmp).await;
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// A temporary name next to `path`. It starts with `.` so listings skip it,
-/// and carries random bytes so concurrent writers never share it.
-pub fn tmp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = format!(".{}.tmp-{}", name.trim_start_matches('.'), random_hex(8));
-    path.with_file_name(tmp)
 }
 
 /// Lowercase hex of some bytes.

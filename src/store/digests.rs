@@ -112,6 +112,14 @@ impl Digests {
         self.map.insert(key, value);
     }
 
+    /// Removes one entry (the others keep their order).
+    pub fn remove(&mut self, key: &str) {
+        if self.map.shift_remove(key).is_some() {
+            // Rare (an upload taken back): encode afresh when next needed.
+            self.encoded = None;
+        }
+    }
+
     /// The bytes of `json.dumps(digests, sort_keys=True)`, kept from now on
     /// for the next rewrite.
     pub fn encode(&mut self) -> Vec<u8> {

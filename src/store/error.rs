@@ -16,6 +16,9 @@ pub enum StoreError {
     Conflict(String),
     /// An operation of ours failed with this reason (500).
     Failed(String),
+    /// The file system is full, or the quota of the server's user is used
+    /// up (`ENOSPC`, `EDQUOT`): 507, nothing was kept.
+    NoSpace(io::Error),
     /// Anything the file system said that is not the client's fault (500).
     Io(io::Error),
 }
@@ -27,7 +30,35 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// looked for it says [`StoreError::NotFound`] itself.
 impl From<io::Error> for StoreError {
     fn from(e: io::Error) -> Self {
-        StoreError::Io(e)
+        if is_no_space(&e) {
+            note_disk_full(&e);
+            StoreError::NoSpace(e)
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+/// Whether an error says the disk (or the server user's quota) is full.
+pub fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Whether the last write that failed did so for want of space, and no
+/// write has succeeded since: a full disk is logged once, not per request.
+static DISK_FULL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A write failed for want of space; logged the first time only.
+pub fn note_disk_full(e: &io::Error) {
+    if !DISK_FULL.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("the disk is full ({e}): writes are refused with 507 until space returns");
+    }
+}
+
+/// A write succeeded: if the disk was full, say that it is no longer.
+pub fn note_disk_ok() {
+    if DISK_FULL.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("the disk has space again: writes are accepted");
     }
 }
 
@@ -46,7 +77,7 @@ impl std::fmt::Display for StoreError {
             | StoreError::DigestMismatch(s)
             | StoreError::Conflict(s)
             | StoreError::Failed(s) => f.write_str(s),
-            StoreError::Io(e) => write!(f, "{e}"),
+            StoreError::NoSpace(e) | StoreError::Io(e) => write!(f, "{e}"),
         }
     }
 }

@@ -52,9 +52,7 @@ impl Store {
                 continue;
             }
             if st.nlink > 1 {
-                let tmp = io::tmp_sibling(&path);
-                io::copy_file(&path, &tmp, chunk).await?;
-                io::rename(&tmp, &path).await?;
+                io::replace_with_copy(&path, &path, chunk).await?;
             }
             if let Ok(st) = io::lstat(&path).await {
                 ctimes.insert(key.clone(), st.ctime_ns);
@@ -109,11 +107,7 @@ impl Store {
         let blob = self.blob_path(d);
         let _pin = self.pins.pin(&blob).await;
         if io::touch(&blob).is_ok() {
-            let tmp = io::tmp_sibling(path);
-            io::link(&blob, &tmp).await?;
-            let renamed = io::rename(&tmp, path).await;
-            let _ = io::unlink_opt(&tmp).await;
-            renamed?;
+            io::replace_with_link(&blob, path).await?;
         } else {
             if let Some(shard) = blob.parent() {
                 self.ensure_dir(shard).await?;

@@ -3,13 +3,26 @@
 //! With `DLREPO_TEST_LINK_HOLD=<file>` set, an upload that has passed its
 //! lock check under the format lock waits there while `<file>` exists,
 //! after writing `<file>.paused`. Tests use it to send a lock request at
-//! that moment. With `DLREPO_TEST_JOURNAL_FAIL=<file>` set, appends to the
-//! `.digests` journal fail while `<file>` exists, as on a full disk.
+//! that moment. `DLREPO_TEST_COMMIT_HOLD=<file>` does the same once the
+//! upload is linked and indexed, just before its commit line (to kill the
+//! server there). With `DLREPO_TEST_JOURNAL_FAIL=<file>` set, appends to
+//! the `.digests` journal fail while `<file>` exists, as on a full disk.
 //! Release builds contain none of this.
 
 #[cfg(debug_assertions)]
 pub async fn link_hold() {
-    let Some(f) = std::env::var_os("DLREPO_TEST_LINK_HOLD") else {
+    hold_while("DLREPO_TEST_LINK_HOLD").await
+}
+
+#[cfg(debug_assertions)]
+pub async fn commit_hold() {
+    hold_while("DLREPO_TEST_COMMIT_HOLD").await
+}
+
+/// Waits while the file named by `var` exists, with `<file>.paused` written.
+#[cfg(debug_assertions)]
+async fn hold_while(var: &str) {
+    let Some(f) = std::env::var_os(var) else {
         return;
     };
     let hold = std::path::PathBuf::from(f);
@@ -27,6 +40,9 @@ pub async fn link_hold() {
 
 #[cfg(not(debug_assertions))]
 pub async fn link_hold() {}
+
+#[cfg(not(debug_assertions))]
+pub async fn commit_hold() {}
 
 /// Whether a journal append should fail now (`DLREPO_TEST_JOURNAL_FAIL`).
 #[cfg(debug_assertions)]

@@ -18,25 +18,47 @@ use super::digests::Digests;
 use super::{journal, meta, Store};
 use crate::io;
 
+/// A write that failed in the background: a full disk is reported once
+/// (until space returns), anything else each time.
+fn log_write_error(what: &str, e: &std::io::Error) {
+    if super::error::is_no_space(e) {
+        super::error::note_disk_full(e);
+    } else {
+        tracing::error!("{what}: {e}");
+    }
+}
+
 /// How many formats' indexes are kept parsed in memory (unflushed ones
 /// come on top).
 const DIGESTS_CACHE_FORMATS: usize = 4096;
 
 impl Store {
-    /// Replays what an unclean stop left in the journal and starts a new
-    /// one. Runs before any request is served; without it (or with
-    /// `DLREPO_DIGESTS_FLUSH_DELAY_MS=0`) every upload rewrites `.digests`.
-    pub async fn open_journal(&self) -> std::io::Result<()> {
+    /// Makes the tree consistent before any request is served: removes the
+    /// temporaries an earlier run left in the scratch folder, then replays
+    /// its journal. Without the journal (`DLREPO_DIGESTS_FLUSH_DELAY_MS=0`)
+    /// every upload rewrites `.digests`. Indexes the replay could not write
+    /// (a full disk) are served from memory and written by a checkpoint.
+    pub async fn recover(&self) -> std::io::Result<()> {
+        let swept = io::sweep_scratch().await?;
+        if swept > 0 {
+            tracing::info!("removed {swept} temporary files left by an unclean stop");
+        }
         if self.cfg.digests_flush_delay_ms == 0 {
             return Ok(());
         }
-        let j = journal::Journal::open(&self.root, self.cfg.fsync, &self.dir_sync).await?;
+        let (j, unwritten) = journal::Journal::open(&self.root, self.cfg.fsync, &self.dir_sync).await?;
         let _ = self.journal.set(j);
+        for (dir, map) in unwritten {
+            self.cache_digests(&dir, Rc::new(Digests::from_map(map)));
+            self.mark_unflushed(&dir);
+        }
         Ok(())
     }
 
     /// The task that writes unflushed indexes back, at most
-    /// `DLREPO_DIGESTS_FLUSH_DELAY_MS` after they changed.
+    /// `DLREPO_DIGESTS_FLUSH_DELAY_MS` after they changed. A checkpoint that
+    /// could not write everything (a full disk) is tried again, every few
+    /// seconds, until it can.
     pub fn spawn_checkpoints(self: &Rc<Self>) {
         if self.journal.get().is_none() {
             return;
@@ -47,37 +69,46 @@ impl Store {
             loop {
                 store.flush_wanted.notified().await;
                 tokio::time::sleep(delay).await;
-                store.checkpoint().await;
+                let mut retry = Duration::from_secs(1);
+                while !store.checkpoint().await {
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(Duration::from_secs(30));
+                }
             }
         });
     }
 
     /// Writes every unflushed index back, then drops the journal files that
-    /// only held their changes.
-    pub async fn checkpoint(&self) {
-        let Some(journal) = self.journal.get() else { return };
+    /// only held their changes. Returns whether everything was written.
+    pub async fn checkpoint(&self) -> bool {
+        let Some(journal) = self.journal.get() else { return true };
         let _one = self.checkpointing.lock(()).await;
-        if journal.is_empty() && self.unflushed.borrow().is_empty() {
-            return;
+        if journal.is_empty() && self.unflushed.borrow().is_empty() && !journal.has_old() {
+            return true;
         }
         // Lines appended from here on go to the new file; every line in the
         // old ones belongs to a format already marked unflushed.
         if let Err(e) = journal.rotate(&self.dir_sync).await {
-            tracing::error!("digests journal: cannot start a new file: {e}");
-            return;
+            log_write_error("digests journal: cannot start a new file", &e);
+            return false;
         }
         let dirs: Vec<PathBuf> = self.unflushed.borrow().iter().cloned().collect();
+        let wrote = !dirs.is_empty();
         let mut ok = true;
         for dir in dirs {
             let _format = self.format_mutex.lock(dir.clone()).await;
             if let Err(e) = self.flush_format_locked(&dir).await {
-                tracing::error!("cannot write {}/.digests: {e}", dir.display());
+                log_write_error(&format!("cannot write {}/.digests", dir.display()), &e);
                 ok = false;
             }
         }
         if ok {
             journal.remove_old().await;
+            if wrote {
+                super::error::note_disk_ok();
+            }
         }
+        ok
     }
 
     /// Writes a format's index back if it is unflushed, taking the format
@@ -254,6 +285,51 @@ impl Store {
             digest,
             blob.strip_prefix(&self.root).unwrap_or(blob),
         )))
+    }
+
+    /// Announces, in the journal, the link an upload is about to make; the
+    /// hold keeps that line's generation on disk until the upload ends.
+    /// `None` without a journal.
+    pub async fn announce_link(
+        &self,
+        format_dir: &Path,
+        path: &str,
+        digest: &str,
+        blob: &Path,
+    ) -> std::io::Result<Option<journal::GenHold<'_>>> {
+        let Some(journal) = self.journal.get() else {
+            return Ok(None);
+        };
+        let line = journal::intent_line(
+            format_dir.strip_prefix(&self.root).unwrap_or(format_dir),
+            path,
+            digest,
+            blob.strip_prefix(&self.root).unwrap_or(blob),
+        );
+        Ok(Some(journal.append_intent(line).await?))
+    }
+
+    /// Takes back an entry [`Store::record_digest`] made, for an upload
+    /// that failed after it: the path gets `previous` again, or no entry.
+    /// The caller holds the format lock.
+    pub async fn undo_record(&self, format_dir: &Path, path: &str, previous: Option<String>) {
+        // A checkpoint may have written the entry and let the cache go.
+        let current = match self.digests_checked(format_dir).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("cannot take back {path} from {}/.digests: {e}", format_dir.display());
+                return;
+            }
+        };
+        self.bump_digests_epoch();
+        self.digests_cache.borrow_mut().remove(format_dir);
+        let mut d = Rc::try_unwrap(current).unwrap_or_else(|rc| (*rc).clone());
+        match previous {
+            Some(p) => d.insert(path.to_string(), Value::String(p)),
+            None => d.remove(path),
+        }
+        self.cache_digests(format_dir, Rc::new(d));
+        self.mark_unflushed(format_dir);
     }
 
     /// Appends the journal line of an upload recorded by

@@ -40,13 +40,13 @@ impl Store {
         self.apply_metadata(job, updates).await
     }
 
-    /// Removes the product links, rewrites `.metadata` (sorted) with the
-    /// updates applied, then links the job into the products view when it
-    /// has all four product keys.
+    /// Rewrites `.metadata` (sorted) with the updates applied, then moves
+    /// the job's product links: removes the old ones and links the job into
+    /// the products view when it has all four product keys. The file comes
+    /// first, so a write that fails (a full disk) changes nothing.
     async fn apply_metadata(&self, job: &JobRef, updates: &Map<String, Value>) -> StoreResult<()> {
         let dir = job.dir();
         let _products = self.products_mutex.lock(job.repo.products_dir()).await;
-        products::remove_product_links(job).await?;
         let mut metadata = meta::read_object(&dir.join(".metadata")).await;
         for (k, v) in updates {
             let s = coerce(v);
@@ -58,6 +58,7 @@ impl Store {
         }
         let bytes = pyjson::dumps_sorted_map(&metadata).into_bytes();
         io::write_file_atomic(&dir.join(".metadata"), bytes, self.cfg.fsync).await?;
+        products::remove_product_links(job).await?;
         products::create_product_links(job, &metadata).await
     }
 

@@ -1,34 +1,51 @@
 //! The `.digests` journal: what lets an upload be answered before its
-//! format's `.digests` file is rewritten.
+//! format's `.digests` file is rewritten, and what tells, after a crash,
+//! which linked files were acknowledged.
 //!
 //! The file format makes every upload rewrite its format's whole index: O(n)
 //! bytes for a format of n files, and on ext4 a new inode (and a freed one)
 //! per upload, which is what made small uploads slow there. Instead, an
-//! upload appends one line to `<root>/.dlrepo-rs/digests-journal.<n>` and
+//! upload appends lines to `<root>/.dlrepo-rs/digests-journal.<n>` and
 //! changes the in-memory index that every reader of this server uses; a
 //! checkpoint a little later rewrites each changed `.digests` once and then
 //! removes the journal files it covers (`Store::checkpoint`). Journal files
 //! left by a crash are replayed at startup, before any request is served.
 //!
-//! A line is `[format, path, digest, blob]`, paths relative to the root. On
-//! replay it counts only if the artifact is still a link of that blob: a
-//! file deleted, re-uploaded or rewritten by the post-process command since
-//! then keeps what its later history says, so replaying old lines over a
-//! newer `.digests` is harmless.
+//! An upload writes two lines, paths relative to the root:
+//!
+//! * `[format, path, digest, blob, "linking"]` before it links the blob at
+//!   the artifact path (an *intent*);
+//! * `[format, path, digest, blob]` once the link is made, before the `201`
+//!   (a *commit*).
+//!
+//! On replay a commit counts only if the artifact is still a link of that
+//! blob: a file deleted, re-uploaded or rewritten by the post-process
+//! command since then keeps what its later history says, so replaying old
+//! lines over a newer `.digests` is harmless. An intent without its commit
+//! whose link was made is undone: the artifact gets back the content last
+//! committed for it, or goes. So after a crash the tree holds exactly the
+//! uploads that were acknowledged (or about to be), and nothing unindexed.
+//!
+//! A checkpoint never removes a generation that holds an intent whose
+//! commit has not been written yet ([`GenHold`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio_uring::fs::File;
 
+use super::digest::Digest;
 use super::digests::Digests;
 use super::meta;
 use crate::io::{self, DirSyncer};
+use crate::names;
 
 const PREFIX: &str = "digests-journal.";
+/// The marker that makes a line an intent.
+const INTENT: &str = "linking";
 
 /// The file of journal generation `n` in `dir`.
 fn gen_path(dir: &Path, n: u64) -> PathBuf {
@@ -50,40 +67,65 @@ pub struct Journal {
     cur: RefCell<Gen>,
     /// Earlier generations, still needed until a checkpoint covers them.
     old: RefCell<Vec<u64>>,
+    /// Generations holding intents whose commit is not written yet, with
+    /// how many.
+    held: RefCell<HashMap<u64, usize>>,
+}
+
+/// What the replay could not write back (a full disk, say): the complete
+/// index of each such format, to be served from memory and written by a
+/// later checkpoint. The journal files stay until then.
+pub type Unwritten = Vec<(PathBuf, Map<String, Value>)>;
+
+/// Keeps the generation of an upload's intent on disk until the upload has
+/// written its commit (or given up and undone its link).
+pub struct GenHold<'a> {
+    journal: &'a Journal,
+    n: u64,
+}
+
+impl Drop for GenHold<'_> {
+    fn drop(&mut self) {
+        let mut held = self.journal.held.borrow_mut();
+        if let Some(c) = held.get_mut(&self.n) {
+            *c -= 1;
+            if *c == 0 {
+                held.remove(&self.n);
+            }
+        }
+    }
 }
 
 impl Journal {
     /// Replays what earlier runs left, then starts a new generation.
-    pub async fn open(root: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<Journal> {
+    pub async fn open(root: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<(Journal, Unwritten)> {
         let dir = root.join(".dlrepo-rs");
         for created in io::mkdir_all(&dir).await? {
             if let (true, Some(parent)) = (durable, created.parent()) {
                 syncer.sync(parent).await?;
             }
         }
-        // Files a replay could not apply stay for the next start; this run
-        // numbers its own after them and never removes them.
-        let next = replay(root, &dir, durable, syncer).await?;
-        let gen = new_gen(&dir, next, durable, syncer).await?;
-        Ok(Journal {
+        let replayed = replay(root, &dir, durable, syncer).await?;
+        let gen = new_gen(&dir, replayed.next, durable, syncer).await?;
+        let journal = Journal {
             dir,
             durable,
             cur: RefCell::new(gen),
-            old: RefCell::new(Vec::new()),
-        })
+            // What could not be written back is removed by the first
+            // checkpoint that writes it.
+            old: RefCell::new(replayed.kept),
+            held: RefCell::new(HashMap::new()),
+        };
+        Ok((journal, replayed.unwritten))
     }
 
     fn path(&self, n: u64) -> PathBuf {
         gen_path(&self.dir, n)
     }
 
-    /// Appends one line; durable (when configured) when this returns.
-    pub async fn append(&self, line: Vec<u8>, syncer: &DirSyncer) -> std::io::Result<()> {
-        if super::hooks::journal_append_fails() {
-            // A real write fails after a trip through the ring.
-            tokio::task::yield_now().await;
-            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
-        }
+    /// Writes a line at its own offset of the current generation; returns
+    /// the generation.
+    async fn write(&self, line: Vec<u8>) -> std::io::Result<u64> {
         let (file, pos, n) = {
             let mut g = self.cur.borrow_mut();
             let pos = g.len;
@@ -91,13 +133,40 @@ impl Journal {
             (g.file.clone(), pos, g.n)
         };
         io::write_all_at(&file, line, pos).await?;
-        drop(file);
+        Ok(n)
+    }
+
+    /// Appends an intent, before the link it announces. It is written (a
+    /// kill cannot lose it) but not synced: the commit's sync covers it.
+    pub async fn append_intent(&self, line: Vec<u8>) -> std::io::Result<GenHold<'_>> {
+        // Held from before the write: a rotation meanwhile must not lose it.
+        let n = self.cur.borrow().n;
+        *self.held.borrow_mut().entry(n).or_insert(0) += 1;
+        let hold = GenHold { journal: self, n };
+        let written = self.write(line).await?;
+        debug_assert_eq!(written, n);
+        Ok(hold)
+    }
+
+    /// Appends a commit; durable (when configured) when this returns.
+    pub async fn append(&self, line: Vec<u8>, syncer: &DirSyncer) -> std::io::Result<()> {
+        if super::hooks::journal_append_fails() {
+            // A real write fails after a trip through the ring.
+            tokio::task::yield_now().await;
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        let n = self.write(line).await?;
         if self.durable {
             // Shared with the appends around it; a generation already removed
             // by a checkpoint was covered by that checkpoint's own syncs.
             syncer.sync_file(&self.path(n)).await?;
         }
         Ok(())
+    }
+
+    /// Whether earlier generations wait for a checkpoint to remove them.
+    pub fn has_old(&self) -> bool {
+        !self.old.borrow().is_empty()
     }
 
     /// Whether anything was appended since the last rotation.
@@ -115,10 +184,15 @@ impl Journal {
         Ok(())
     }
 
-    /// Removes the generations before the current one.
+    /// Removes the generations before the current one, except those still
+    /// holding an intent without its commit (a later checkpoint takes them).
     pub async fn remove_old(&self) {
         let old = std::mem::take(&mut *self.old.borrow_mut());
         for n in old {
+            if self.held.borrow().contains_key(&n) {
+                self.old.borrow_mut().push(n);
+                continue;
+            }
             if let Err(e) = io::unlink_opt(&self.path(n)).await {
                 tracing::warn!("cannot remove {}: {e}", self.path(n).display());
             }
@@ -144,17 +218,29 @@ async fn new_gen(dir: &Path, n: u64, durable: bool, syncer: &DirSyncer) -> std::
     })
 }
 
-/// One journal line.
-pub fn line(format_rel: &Path, path: &str, digest: &str, blob_rel: &Path) -> Vec<u8> {
-    let rec = Value::Array(vec![
+fn encode(format_rel: &Path, path: &str, digest: &str, blob_rel: &Path, intent: bool) -> Vec<u8> {
+    let mut rec = vec![
         Value::String(format_rel.to_string_lossy().into_owned()),
         Value::String(path.to_string()),
         Value::String(digest.to_string()),
         Value::String(blob_rel.to_string_lossy().into_owned()),
-    ]);
-    let mut out = serde_json::to_vec(&rec).unwrap_or_default();
+    ];
+    if intent {
+        rec.push(Value::String(INTENT.into()));
+    }
+    let mut out = serde_json::to_vec(&Value::Array(rec)).unwrap_or_default();
     out.push(b'\n');
     out
+}
+
+/// A commit line.
+pub fn line(format_rel: &Path, path: &str, digest: &str, blob_rel: &Path) -> Vec<u8> {
+    encode(format_rel, path, digest, blob_rel, false)
+}
+
+/// An intent line.
+pub fn intent_line(format_rel: &Path, path: &str, digest: &str, blob_rel: &Path) -> Vec<u8> {
+    encode(format_rel, path, digest, blob_rel, true)
 }
 
 /// A parsed journal line.
@@ -164,6 +250,7 @@ struct Entry {
     path: String,
     digest: String,
     blob: String,
+    intent: bool,
 }
 
 /// The lines of a journal file. A line torn by a crash or a failed write is
@@ -174,13 +261,22 @@ fn parse(bytes: &[u8]) -> Vec<Entry> {
         .split(|b| *b == b'\n')
         .filter_map(|l| {
             let start = l.iter().rposition(|b| *b == 0).map_or(0, |i| i + 1);
-            let v: Vec<String> = serde_json::from_slice(&l[start..]).ok()?;
+            let mut v: Vec<String> = serde_json::from_slice(&l[start..]).ok()?;
+            let intent = match v.len() {
+                4 => false,
+                5 if v[4] == INTENT => {
+                    v.pop();
+                    true
+                }
+                _ => return None,
+            };
             let [format, path, digest, blob]: [String; 4] = v.try_into().ok()?;
             Some(Entry {
                 format,
                 path,
                 digest,
                 blob,
+                intent,
             })
         })
         .collect()
@@ -193,17 +289,58 @@ fn below(root: &Path, rel: &str) -> Option<PathBuf> {
 }
 
 /// Whether the artifact `a` (not followed if a link) is the file `b`.
-async fn same_file(a: &Path, b: &Path) -> bool {
+pub async fn same_file(a: &Path, b: &Path) -> bool {
     match (io::lstat(a).await, io::stat(b).await) {
         (Ok(a), Ok(b)) => a.is_file() && a.dev == b.dev && a.ino == b.ino,
         _ => false,
     }
 }
 
-/// Applies the journal files found in `dir` to the `.digests` they concern
-/// and removes them, unless a format could not be written (then they stay
-/// for the next start). Returns the next generation number.
-async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<u64> {
+/// Gives an artifact whose upload never committed the content last
+/// committed at its path (`previous`, a digest as recorded) when that blob
+/// is still there, or removes it. Returns what the index must say now.
+pub async fn restore_artifact(root: &Path, artifact: &Path, previous: Option<&str>) -> std::io::Result<Option<String>> {
+    if let Some(prev) = previous {
+        if let Ok(d) = Digest::parse(Some(prev)) {
+            let blob = root.join(d.blob_rel_path());
+            if io::stat_opt(&blob).await?.is_some_and(|st| st.is_file()) {
+                io::replace_with_link(&blob, artifact).await?;
+                return Ok(Some(prev.to_string()));
+            }
+        }
+    }
+    io::unlink_opt(artifact).await?;
+    Ok(None)
+}
+
+/// Removes the temporaries an older version of this server left inside a
+/// format folder (`.<name>.tmp-<hex>`), which no listing shows but a
+/// download could reach.
+async fn sweep_old_temporaries(fdir: &Path) {
+    for rel in meta::walk_files(fdir).await {
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        if names::is_temporary_name(name) {
+            let p = fdir.join(&rel);
+            if let Err(e) = io::unlink_opt(&p).await {
+                tracing::warn!("cannot remove the leftover {}: {e}", p.display());
+            }
+        }
+    }
+}
+
+struct Replayed {
+    /// The number of the next generation.
+    next: u64,
+    /// Generations that must stay until a checkpoint writes what they hold.
+    kept: Vec<u64>,
+    unwritten: Unwritten,
+}
+
+/// Applies the journal files found in `dir` to the formats they concern
+/// and removes them. Formats whose `.digests` cannot be written get their
+/// complete index back for the store to serve from memory, and the files
+/// stay until a checkpoint has written those indexes.
+async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> std::io::Result<Replayed> {
     let mut gens: Vec<u64> = io::read_dir_sorted(dir)?
         .iter()
         .filter_map(|e| e.name.to_str()?.strip_prefix(PREFIX)?.parse().ok())
@@ -222,57 +359,124 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
             by_format.entry(e.format.clone()).or_default().push(e);
         }
     }
-    let mut failed = false;
-    let mut restored = 0usize;
+    let mut unreadable = false;
+    let mut unwritten = Vec::new();
+    let (mut restored, mut undone) = (0usize, 0usize);
     for f in order {
         let entries = by_format.remove(&f).unwrap_or_default();
         let Some(fdir) = below(root, &f) else { continue };
         if !io::is_dir(&fdir).await {
             continue;
         }
+        sweep_old_temporaries(&fdir).await;
         let mut map = match meta::read_digests_checked(&fdir).await {
             Ok(m) => m,
             Err(e) => {
+                // Without the file there is no complete view to rewrite.
                 tracing::error!("journal replay: cannot read {}/.digests: {e}", fdir.display());
-                failed = true;
+                unreadable = true;
                 continue;
             }
         };
-        let mut changed = false;
+        // The last commit per path, and the intents no commit followed.
+        let mut last: HashMap<String, (String, String)> = HashMap::new();
+        let mut pending: Vec<(String, String, String)> = Vec::new();
         for e in entries {
-            let (Some(file), Some(blob)) = (below(&fdir, &e.path), below(root, &e.blob)) else {
+            let key = (e.path, e.digest, e.blob);
+            if e.intent {
+                pending.push(key);
+            } else {
+                if let Some(i) = pending.iter().position(|p| *p == key) {
+                    pending.remove(i);
+                }
+                last.insert(key.0, (key.1, key.2));
+            }
+        }
+        let mut changed = false;
+        for (path, (digest, blob)) in &last {
+            let (Some(file), Some(blob)) = (below(&fdir, path), below(root, blob)) else {
                 continue;
             };
             if !same_file(&file, &blob).await {
                 continue;
             }
-            let value = Value::String(e.digest);
-            if map.get(&e.path) != Some(&value) {
-                map.insert(e.path, value);
+            let value = Value::String(digest.clone());
+            if map.get(path) != Some(&value) {
+                map.insert(path.clone(), value);
                 changed = true;
                 restored += 1;
             }
         }
+        for (path, digest, blob) in pending {
+            let (Some(file), Some(blob)) = (below(&fdir, &path), below(root, &blob)) else {
+                continue;
+            };
+            let recorded = map.get(&path).and_then(Value::as_str) == Some(digest.as_str());
+            if recorded || !same_file(&file, &blob).await {
+                continue;
+            }
+            // Linked, never acknowledged: back to what was committed.
+            let previous = match last.get(&path) {
+                Some((d, _)) => Some(d.clone()),
+                None => map.get(&path).and_then(Value::as_str).map(str::to_string),
+            };
+            match restore_artifact(root, &file, previous.as_deref()).await {
+                Ok(Some(prev)) => {
+                    map.insert(path, Value::String(prev));
+                }
+                Ok(None) => {
+                    map.remove(&path);
+                }
+                Err(e) => {
+                    tracing::error!("journal replay: cannot undo {}: {e}", file.display());
+                    continue;
+                }
+            }
+            changed = true;
+            undone += 1;
+        }
         if !changed {
             continue;
         }
-        let bytes = Digests::from_map(map).to_bytes();
-        let written = meta::write_digests(&fdir, bytes, durable, durable.then_some(syncer)).await;
-        if let Err(e) = written {
-            tracing::error!("journal replay: cannot write {}/.digests: {e}", fdir.display());
-            failed = true;
+        let bytes = Digests::from_map(map.clone()).to_bytes();
+        if let Err(e) = meta::write_digests(&fdir, bytes, durable, durable.then_some(syncer)).await {
+            tracing::warn!(
+                "journal replay: cannot write {}/.digests ({e}); serving it from memory until it can be written",
+                fdir.display()
+            );
+            unwritten.push((fdir, map));
         }
     }
-    if restored > 0 {
-        tracing::warn!("journal replay: restored {restored} .digests entries written before an unclean stop");
+    if restored > 0 || undone > 0 {
+        tracing::warn!(
+            "journal replay: restored {restored} .digests entries written before an unclean stop, \
+             undid {undone} uploads that were never acknowledged"
+        );
     }
-    if failed {
-        return Ok(next);
+    if unreadable {
+        // Left for the next start, which may read what this one could not;
+        // this run numbers its own generations after them and keeps them.
+        return Ok(Replayed {
+            next,
+            kept: Vec::new(),
+            unwritten,
+        });
+    }
+    if !unwritten.is_empty() {
+        return Ok(Replayed {
+            next,
+            kept: gens,
+            unwritten,
+        });
     }
     for n in gens {
         io::unlink_opt(&gen_path(dir, n)).await?;
     }
-    Ok(next)
+    Ok(Replayed {
+        next,
+        kept: Vec::new(),
+        unwritten,
+    })
 }
 
 #[cfg(test)]
@@ -288,14 +492,26 @@ mod tests {
             Path::new(".blobs/sha256/ab/ab"),
         );
         assert_eq!(l.iter().filter(|b| **b == b'\n').count(), 1);
+        let mut i = intent_line(Path::new("f"), "p", "d", Path::new("b"));
+        i.extend_from_slice(&l);
         assert_eq!(
-            parse(&l),
-            vec![Entry {
-                format: "branches/b/t/j/f".into(),
-                path: "sub/é \"q\"\n.txt".into(),
-                digest: "sha256:AB".into(),
-                blob: ".blobs/sha256/ab/ab".into(),
-            }]
+            parse(&i),
+            vec![
+                Entry {
+                    format: "f".into(),
+                    path: "p".into(),
+                    digest: "d".into(),
+                    blob: "b".into(),
+                    intent: true,
+                },
+                Entry {
+                    format: "branches/b/t/j/f".into(),
+                    path: "sub/é \"q\"\n.txt".into(),
+                    digest: "sha256:AB".into(),
+                    blob: ".blobs/sha256/ab/ab".into(),
+                    intent: false,
+                }
+            ]
         );
     }
 
@@ -312,6 +528,7 @@ mod tests {
         let got: Vec<String> = parse(&bytes).into_iter().map(|e| e.path).collect();
         assert_eq!(got, vec!["a", "b"]);
         assert!(parse(b"[\"only\", \"three\", \"fields\"]\n{}\n").is_empty());
+        assert!(parse(b"[\"f\", \"p\", \"d\", \"b\", \"other\"]\n").is_empty());
     }
 
     #[test]

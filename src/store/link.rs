@@ -63,6 +63,11 @@ impl Store {
         let user = a.job.repo.user.clone();
         let job_dir = a.job.dir();
         let internal = self.cfg.is_internal_format(&a.format);
+        // Announced before anything is linked, so that a crash between the
+        // link and the commit line lets the next start undo the link.
+        let _announced = self
+            .announce_link(&format_dir, &a.path, digest_header, &blob.path)
+            .await?;
         let format_guard = loop {
             let guard = self.format_mutex.lock(format_dir.clone()).await;
             // Checked again under the format lock: the job may have been
@@ -86,6 +91,8 @@ impl Store {
         // upload here rather than after the link. The format lock keeps
         // this version current until the digest is recorded in it.
         let index = self.digests_checked(&format_dir).await?;
+        // What a failure after the link puts back.
+        let previous = index.get(&a.path).and_then(|v| v.as_str()).map(str::to_string);
 
         // Quota first: a refused overwrite keeps the old file (and its usage).
         // The usage lock spans the check, the link and the save.
@@ -136,9 +143,21 @@ impl Store {
             return Err(e);
         }
 
-        let line = self
+        let line = match self
             .record_digest(&format_dir, index, &a.path, digest_header, &blob_path)
-            .await?;
+            .await
+        {
+            Ok(line) => line,
+            Err(e) => {
+                // The index could not be written (no journal, a full disk):
+                // the link goes too.
+                self.undo_link(&target, &blob_path, previous.as_deref()).await;
+                if let Some(user) = &user {
+                    self.usage.replace(user, blob_size, old_size).await;
+                }
+                return Err(e.into());
+            }
+        };
         // The entry is recorded whatever happens to the usage file, so its
         // journal line goes out either way.
         let saved = match &user {
@@ -159,6 +178,7 @@ impl Store {
         }
         dirs.extend(created.dirs.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         let journaled = async {
+            super::hooks::commit_hold().await;
             match line {
                 Some(line) => self.append_journal(&format_dir, line).await,
                 None => Ok(()),
@@ -166,10 +186,47 @@ impl Store {
         };
         // The journal line and the folder syncs do not depend on each other.
         let (journaled, synced) = tokio::join!(journaled, self.sync_dirs(dirs.iter().map(PathBuf::as_path)));
+        if let Err(e) = journaled {
+            // Not acknowledged, so not kept: the file and its index entry
+            // go back to what they were.
+            let _format = self.format_mutex.lock(format_dir.clone()).await;
+            let _usage = match &user {
+                Some(u) => Some(self.usage_mutex.lock(u.clone()).await),
+                None => None,
+            };
+            self.undo_link(&target, &blob_path, previous.as_deref()).await;
+            self.undo_record(&format_dir, &a.path, previous).await;
+            if let Some(user) = &user {
+                self.usage.replace(user, blob_size, old_size).await;
+                let _ = self.usage.save(user).await;
+            }
+            return Err(e.into());
+        }
         saved?;
-        journaled?;
         synced?;
+        super::error::note_disk_ok();
         Ok(())
+    }
+
+    /// Puts back what was at `target` before an upload linked `blob` there
+    /// and then failed: the previously recorded content (`previous`, a
+    /// digest) when its blob is still there, or nothing. Leaves alone a
+    /// target that is no longer this upload's link.
+    async fn undo_link(&self, target: &Path, blob: &Path, previous: Option<&str>) {
+        if !super::journal::same_file(target, blob).await {
+            return;
+        }
+        // The previous blob may be an orphan now: keep the GC off it.
+        let prev_blob = previous
+            .and_then(|p| super::digest::Digest::parse(Some(p)).ok())
+            .map(|d| self.blob_path(&d));
+        let _pin = match &prev_blob {
+            Some(b) => Some(self.pins.pin(b).await),
+            None => None,
+        };
+        if let Err(e) = super::journal::restore_artifact(&self.root, target, previous).await {
+            tracing::error!("cannot undo the link of {}: {e}", target.display());
+        }
     }
 
     /// Creates the branch, tag, job and format folders, the tag and job
@@ -217,7 +274,7 @@ fn path_error(e: std::io::Error, path: &str) -> StoreError {
 }
 
 /// Hard-links `blob` at `target`, atomically replacing a file already
-/// there: link to a temporary name, then rename over.
+/// there (through a temporary link outside the format).
 async fn link_replace(blob: &Path, target: &Path) -> std::io::Result<()> {
     match io::link(blob, target).await {
         Ok(()) => return Ok(()),
@@ -229,11 +286,5 @@ async fn link_replace(blob: &Path, target: &Path) -> std::io::Result<()> {
             return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
         }
     }
-    let tmp = io::tmp_sibling(target);
-    io::link(blob, &tmp).await?;
-    let renamed = io::rename(&tmp, target).await;
-    // rename() between two links of the same inode succeeds without doing
-    // anything, leaving the temporary name behind: remove it in every case.
-    let _ = io::unlink_opt(&tmp).await;
-    renamed
+    io::replace_with_link(blob, target).await
 }

@@ -107,6 +107,8 @@ pub struct Store {
 impl Store {
     pub fn new(cfg: Rc<Config>) -> Rc<Store> {
         let canonical_root = crate::io::canonicalize(&cfg.root_dir).unwrap_or_else(|_| cfg.root_dir.clone());
+        // Temporaries go where no listing or download can see them.
+        crate::io::set_scratch_dir(cfg.root_dir.join(".dlrepo-rs").join("tmp"));
         Rc::new(Store {
             canonical_root,
             root: cfg.root_dir.clone(),
@@ -196,13 +198,11 @@ impl Store {
         if !self.cfg.fsync {
             return Ok(());
         }
-        let mut seen: Vec<&Path> = Vec::new();
-        for d in dirs {
-            if !seen.contains(&d) {
-                seen.push(d);
-            }
-        }
-        let futs = seen.into_iter().map(|d| self.dir_sync.sync(d));
+        // A hash set: a deep new path brings many folders, and comparing
+        // each against every other was quadratic in their number.
+        let mut seen: HashSet<&Path> = HashSet::new();
+        let unique: Vec<&Path> = dirs.into_iter().filter(|d| seen.insert(d)).collect();
+        let futs = unique.into_iter().map(|d| self.dir_sync.sync(d));
         for r in futures_util::future::join_all(futs).await {
             r?;
         }

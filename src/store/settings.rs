@@ -34,12 +34,8 @@ impl Store {
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
         }
-        if let Some(l) = u.locked {
-            meta::set_flag(&dir.join(".locked"), l).await?;
-        }
-        if let Some(s) = u.stable {
-            meta::set_flag(&dir.join(".stable"), s).await?;
-        }
+        // The description first: it is the write that needs space, so a
+        // full disk refuses the request before any flag changes.
         if let Some(d) = u.description {
             let path = dir.join(".description");
             if d.is_empty() {
@@ -47,6 +43,12 @@ impl Store {
             } else {
                 io::write_file_atomic(&path, format!("{d}\n").into_bytes(), self.cfg.fsync).await?;
             }
+        }
+        if let Some(l) = u.locked {
+            meta::set_flag(&dir.join(".locked"), l).await?;
+        }
+        if let Some(s) = u.stable {
+            meta::set_flag(&dir.join(".stable"), s).await?;
         }
         Ok(())
     }

@@ -229,10 +229,7 @@ impl Staging {
             self.wait_oldest().await?;
         }
         let pos = self.written;
-        let task = tokio_uring::spawn(async move {
-            let (res, _) = file.writev_at_all(bufs, Some(pos)).await;
-            res
-        });
+        let task = tokio_uring::spawn(async move { io::writev_all_at(&file, bufs, pos).await });
         self.inflight.push_back((task, len));
         self.written += len as u64;
         Ok(())
@@ -243,8 +240,7 @@ impl Staging {
         let Some((bufs, len, file)) = self.take_pending()? else {
             return Ok(());
         };
-        let (res, _) = file.writev_at_all(bufs, Some(self.written)).await;
-        whole_write(res?, len)?;
+        whole_write(io::writev_all_at(&file, bufs, self.written).await?, len)?;
         self.written += len as u64;
         Ok(())
     }

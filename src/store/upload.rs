@@ -18,6 +18,13 @@ impl Store {
             return Err(StoreError::Refused("Cannot upload files in locked jobs".into()));
         }
         let path = &target.path;
+        let depth = names::depth(path);
+        if depth > names::MAX_ARTIFACT_DEPTH {
+            return Err(StoreError::Refused(format!(
+                "Artifact path too deep: {depth} levels, at most {} allowed",
+                names::MAX_ARTIFACT_DEPTH
+            )));
+        }
         if !names::is_valid_upload_path(path) || !names::fits_below(&target.format_dir(), path) {
             return Err(StoreError::Refused(path.clone()));
         }
@@ -48,14 +55,28 @@ impl Store {
         digest: &Digest,
         digest_header: &str,
     ) -> StoreResult<()> {
-        let hex = staging.finish(self.cfg.fsync).await?;
+        // Whatever fails before the blob is in place, the staging file goes
+        // now, before the answer, not when the value is dropped.
+        let hex = match staging.finish(self.cfg.fsync).await {
+            Ok(hex) => hex,
+            Err(e) => {
+                staging.discard().await;
+                return Err(e.into());
+            }
+        };
         if hex != digest.hex {
             staging.discard().await;
             return Err(StoreError::DigestMismatch(format!(
                 "Received data does not match digest: {digest_header}"
             )));
         }
-        let blob = self.commit_blob(&mut staging, digest).await?;
+        let blob = match self.commit_blob(&mut staging, digest).await {
+            Ok(blob) => blob,
+            Err(e) => {
+                staging.discard().await;
+                return Err(e);
+            }
+        };
         drop(staging);
         self.link_held(target, digest_header, blob).await
     }

@@ -46,6 +46,12 @@ impl Server {
         Server::start_in(tmp, root, env)
     }
 
+    /// Starts this server on `root` itself (a mount, say), which outlives it.
+    pub fn start_at(root: &Path, env: Env) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        Server::start_in(tmp, root.to_path_buf(), env)
+    }
+
     /// Starts the original Python dlrepo 0.44 on an existing root.
     pub fn start_original_on(root_fill: impl FnOnce(&Path), env: Env) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -355,9 +361,66 @@ fn run_setup(cmd: &mut Command, what: &str, hint: &str) {
 /// The port of a "Running on http://host:port" log line (ours and the
 /// original's alike).
 fn running_port(log: &str) -> Option<u16> {
-    let line = log.lines().find(|l| l.contains("Running on "))?;
-    let addr = line.split("Running on ").nth(1)?.split_whitespace().next()?;
-    addr.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+    // "Running on http://…" (at INFO), or ours at every level:
+    // "listening on http://…, root …".
+    let (line, marker) = log.lines().find_map(|l| {
+        ["Running on ", "listening on "]
+            .into_iter()
+            .find(|m| l.contains(m))
+            .map(|m| (l, m))
+    })?;
+    let addr = line.split(marker).nth(1)?.split_whitespace().next()?;
+    addr.trim_end_matches(',')
+        .rsplit(':')
+        .next()?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
+/// A small tmpfs mounted for a test (a disk that fills up), unmounted when
+/// dropped. `None`, with a message, when this process may not mount.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("mnt");
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (the test needs root); nothing was checked");
+            return None;
+        }
+        Some(Tmpfs { dir, _tmp: tmp })
+    }
+
+    /// Fills the file system with one file, up to the last byte it takes.
+    pub fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        // Whatever did not fit as a whole block, byte by byte.
+        while f.write_all(&[0]).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
 }
 
 /// Calls `f` until it answers true or `timeout` passes; whether it did.
