@@ -205,11 +205,11 @@ fn set_old_mtime(p: &std::path::Path) {
 #[test]
 fn refused_uploads_leave_nothing_behind() {
     let s = Server::start();
-    // No Digest and no X-Dlrepo-Link: link-only path, invalid digest None.
+    // No Digest: the answer says what to send.
     s.req("PUT", "/branches/b/t/j/f/a")
         .body(b"data")
         .send()
-        .expect_error(422, "invalid digest: None");
+        .expect_error(422, r#"missing Digest header: send "Digest: sha256:<64 hex digits>""#);
     // Invalid digests quote the lowercased value.
     s.req("PUT", "/branches/b/t/j/f/a")
         .header("Digest", "FOO")
