@@ -48,6 +48,9 @@ pub struct Config {
     pub publish_filter_cmd: Option<String>,
     pub publish_timeout: u64,
     pub publish_max_requests: u64,
+    /// `DLREPO_PUBLISH_RETRIES`: how many more times a mirror that is down,
+    /// times out or answers 5xx is tried, 1 s, 2 s, 4 s… apart.
+    pub publish_retries: u32,
     pub cli_path: Option<PathBuf>,
     /// `DLREPO_FSYNC`: make uploads durable before answering 201.
     pub fsync: bool,
@@ -222,6 +225,7 @@ impl Config {
             publish_filter_cmd: env.string("DLREPO_PUBLISH_FILTER_CMD"),
             publish_timeout: env.int("DLREPO_PUBLISH_TIMEOUT", 300)?,
             publish_max_requests: env.int("DLREPO_PUBLISH_MAX_REQUESTS", 1)?,
+            publish_retries: env.int("DLREPO_PUBLISH_RETRIES", 5)?,
             cli_path: env.string("DLREPO_CLI_PATH").map(PathBuf::from),
             fsync,
             header_timeout: env.int("DLREPO_HEADER_TIMEOUT", 30)?,

@@ -7,10 +7,12 @@
 //! operation, submitted to the ring).
 
 pub mod auth;
+pub mod body;
 pub mod cleanup;
 pub mod config;
 pub mod http;
 pub mod io;
 pub mod logging;
 pub mod names;
+pub mod publish;
 pub mod store;

@@ -9,6 +9,7 @@ use dlrepo::config::Config;
 use dlrepo::http::server::{self, InFlight, Listener};
 use dlrepo::http::Ctx;
 use dlrepo::logging;
+use dlrepo::publish::Publisher;
 use dlrepo::store::Store;
 
 // Many short-lived buffers of very different sizes (request heads, frames,
@@ -93,12 +94,14 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         return 1;
     }
     store.spawn_checkpoints();
-    let cleanup = Scheduler::new(store.clone());
+    let publisher = Publisher::new(store.clone(), cfg.clone());
+    let cleanup = Scheduler::new(store.clone(), publisher.clone());
     let ctx = Rc::new(Ctx {
         auth: auth.clone(),
         store,
         cfg: cfg.clone(),
         cleanup: cleanup.clone(),
+        publisher: publisher.clone(),
         cli_script: dlrepo::http::load_cli(cfg.cli_path.as_deref(), cfg.public_url.as_deref()),
     });
     // Handlers first: once "Running on" is logged, a signal must not kill us.
@@ -123,6 +126,8 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         });
     }
     cleanup.schedule(RunKind::Full, Trigger::Startup);
+    // Runs a stop or a crash interrupted go on.
+    publisher.resume().await;
 
     let inflight = InFlight::new(ctx.store.requests_in_flight.clone());
     let store = ctx.store.clone();

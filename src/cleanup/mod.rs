@@ -19,6 +19,7 @@ use serde_json::json;
 
 pub use scheduler::{RunKind, SchedState};
 
+use crate::publish::Publisher;
 use crate::store::usage::human;
 use crate::store::Store;
 
@@ -70,6 +71,8 @@ struct Totals {
 /// Schedules and runs cleanups.
 pub struct Scheduler {
     store: Rc<Store>,
+    /// Unpublishes released tags before the policy deletes them.
+    publisher: Rc<Publisher>,
     state: RefCell<SchedState>,
     last: RefCell<Option<RunReport>>,
     totals: RefCell<Totals>,
@@ -77,9 +80,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(store: Rc<Store>) -> Rc<Scheduler> {
+    pub fn new(store: Rc<Store>, publisher: Rc<Publisher>) -> Rc<Scheduler> {
         let s = Rc::new(Scheduler {
             store,
+            publisher,
             state: RefCell::new(SchedState::Idle),
             last: RefCell::new(None),
             totals: RefCell::new(Totals::default()),
@@ -135,7 +139,7 @@ impl Scheduler {
         };
         tracing::debug!("cleanup ({}, {}) started", kind_name(kind), trigger.name());
         if kind == RunKind::Full {
-            match policy::apply(&self.store).await {
+            match policy::apply(&self.store, &self.publisher).await {
                 Ok(n) => r.tags_deleted = n,
                 Err(e) => {
                     tracing::error!("exception in cleanup (tag policies): {e}");

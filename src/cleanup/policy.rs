@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use crate::publish::{Publisher, TagRef};
 use crate::store::repo::Repo;
 use crate::store::{meta, tree, Store, StoreResult};
 
@@ -22,12 +23,12 @@ fn limit(v: Option<&Value>) -> usize {
 
 /// Deletes the tags beyond each branch's limits; returns how many.
 /// A failure on one tag is logged and the run goes on with the others.
-pub async fn apply(store: &Rc<Store>) -> StoreResult<u64> {
+pub async fn apply(store: &Rc<Store>, publisher: &Publisher) -> StoreResult<u64> {
     let repo = store.repo(None);
     let mut deleted = 0;
     for branch in tree::list_dirs(&repo.branches_dir()).await? {
         // One branch's failure does not spare the others.
-        match apply_branch(store, &repo, &branch).await {
+        match apply_branch(store, publisher, &repo, &branch).await {
             Ok(n) => deleted += n,
             Err(e) => tracing::error!("cleanup of branch {branch} failed: {e}"),
         }
@@ -36,7 +37,7 @@ pub async fn apply(store: &Rc<Store>) -> StoreResult<u64> {
     Ok(deleted)
 }
 
-async fn apply_branch(store: &Rc<Store>, repo: &Repo, branch: &str) -> StoreResult<u64> {
+async fn apply_branch(store: &Rc<Store>, publisher: &Publisher, repo: &Repo, branch: &str) -> StoreResult<u64> {
     let bdir = repo.branch_dir(branch);
     let mut daily = Vec::new();
     let mut released = Vec::new();
@@ -70,14 +71,26 @@ async fn apply_branch(store: &Rc<Store>, repo: &Repo, branch: &str) -> StoreResu
     let max_released = limit(policy.get("max_released_tags"));
     if max_released > 0 {
         for (tag, _) in released.iter().skip(max_released) {
-            if store.cfg.publish_url.is_some() {
-                // Unpublishing from the mirrors comes with the publish feature;
-                // deleting locally first would orphan the remote copies.
-                tracing::error!("Not deleting released tag {branch}/{tag}: unpublishing is not implemented yet");
+            if !publisher.is_configured() {
+                tracing::warn!(
+                    "Deleting released tag {branch}/{tag} ... (publishing not configured: not unpublishing)"
+                );
+                deleted += delete(store, repo, branch, tag, true).await;
                 continue;
             }
-            tracing::warn!("Deleting released tag {branch}/{tag} ... (no DLREPO_PUBLISH_URL: not unpublishing)");
-            deleted += delete(store, repo, branch, tag, true).await;
+            tracing::info!("Deleting released tag {branch}/{tag} ...");
+            // From the mirrors first: deleting here first would leave their
+            // copies behind with nothing pointing at them.
+            let t = TagRef {
+                repo: repo.clone(),
+                branch: branch.to_string(),
+                tag: tag.clone(),
+            };
+            match publisher.unpublish_now(&t).await {
+                // Unpublished: the tag is no longer released.
+                Ok(()) => deleted += delete(store, repo, branch, tag, false).await,
+                Err(e) => tracing::error!("Not deleting released tag {branch}/{tag}: unpublishing failed: {e}"),
+            }
         }
     }
     Ok(deleted)

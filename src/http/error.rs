@@ -5,7 +5,7 @@
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
-use super::body::Body;
+use crate::body::Body;
 use crate::store::StoreError;
 
 #[derive(Debug)]

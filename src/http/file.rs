@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use super::body::{Body, FileBody};
 use super::{Ctx, HttpError, HttpResult, Req};
+use crate::body::{Body, FileBody};
 use crate::io;
 
 const DIGEST: header::HeaderName = header::HeaderName::from_static("digest");

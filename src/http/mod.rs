@@ -6,7 +6,6 @@
 mod archive;
 mod artifact;
 mod batch;
-pub mod body;
 mod branches;
 mod error;
 mod file;
@@ -29,10 +28,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use crate::auth::{Access, Auth, Refusal};
+pub use crate::body::Body;
 use crate::cleanup::Scheduler;
 use crate::config::Config;
 use crate::store::Store;
-pub use body::Body;
 pub use error::{HttpError, HttpResult};
 use route::{Endpoint, Route};
 pub use static_files::load_cli;
@@ -43,6 +42,7 @@ pub struct Ctx {
     pub auth: Rc<Auth>,
     pub cfg: Rc<Config>,
     pub cleanup: Rc<Scheduler>,
+    pub publisher: Rc<crate::publish::Publisher>,
     /// The `/cli` client, read once at startup, if one was found.
     pub cli_script: Option<bytes::Bytes>,
 }

@@ -5,7 +5,7 @@ use hyper::{Response, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
-use super::body::Body;
+use crate::body::Body;
 use crate::store::pyjson;
 
 /// `200 OK`, empty body, no `Content-Type`.

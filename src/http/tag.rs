@@ -11,6 +11,8 @@ use super::route::TagAddr;
 use super::{detached, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
+use crate::publish::queue::Want;
+use crate::publish::TagRef;
 use crate::store::pyjson::py_str;
 use crate::store::repo::JobRef;
 use crate::store::settings::TagUpdate;
@@ -99,14 +101,22 @@ pub async fn update_tag(ctx: &Rc<Ctx>, req: &mut Req, addr: &TagAddr) -> HttpRes
         Some(Value::String(s)) => Some(s.trim().to_string()),
         Some(_) => return Err(invalid()),
     };
-    if released.is_some() {
+    if let Some(release) = released {
         if ctx.cfg.publish_url.is_none() {
             return Err(HttpError::Misdirected("DLREPO_PUBLISH_URL is undefined".into()));
         }
         if ctx.cfg.publish_auth.is_none() {
             return Err(HttpError::Misdirected("DLREPO_PUBLISH_AUTH is undefined".into()));
         }
-        return Err(HttpError::NotImplemented("Publishing"));
+        // Answered at once: the run goes on in the background, and the
+        // tag's status says how it is going.
+        let want = if release { Want::Release } else { Want::Unrelease };
+        let tag = TagRef {
+            repo: t.repo.clone(),
+            branch: t.branch.clone(),
+            tag: t.tag.clone(),
+        };
+        ctx.publisher.request(tag, want).await;
     }
     let update = TagUpdate {
         locked,

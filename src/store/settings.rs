@@ -1,5 +1,9 @@
 //! The small settings clients change with a POST: a tag's flags and
-//! description (docs/spec/http-api.md §7.5) and a branch's cleanup policy (§7.4).
+//! description (docs/spec/http-api.md §7.5) and a branch's cleanup policy
+//! (§7.4); and those the publish task keeps: the publish status and the
+//! `.released` flags of a tag and its jobs (docs/spec/publish.md §1).
+
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -72,5 +76,34 @@ impl Store {
         let bytes = pyjson::dumps(&Value::Object(out)).into_bytes();
         io::write_file_atomic(&repo.branch_dir(branch).join(".cleanup_policy"), bytes, self.cfg.fsync).await?;
         Ok(())
+    }
+
+    /// Writes a tag's `.publish-status` (`None` removes it).
+    pub async fn set_publish_status(&self, tag_dir: &Path, status: Option<&str>) -> StoreResult<()> {
+        let path = tag_dir.join(".publish-status");
+        match status {
+            Some(s) => io::write_file_atomic(&path, format!("{s}\n").into_bytes(), self.cfg.fsync).await?,
+            None => drop(io::unlink_opt(&path).await?),
+        }
+        Ok(())
+    }
+
+    /// Sets or clears a tag's `.released`, under the tag's mutex (a delete
+    /// checks the flag under it).
+    pub async fn set_tag_released(&self, tag_dir: &Path, on: bool) -> StoreResult<()> {
+        let _tag = self.tag_mutex.lock(tag_dir.to_path_buf()).await;
+        if !io::is_dir(tag_dir).await {
+            return Err(StoreError::NotFound);
+        }
+        Ok(meta::set_flag(&tag_dir.join(".released"), on).await?)
+    }
+
+    /// Sets or clears a job's `.released` (only publishing does).
+    pub async fn set_job_released(&self, job_dir: &Path, on: bool) -> StoreResult<()> {
+        let _job = self.job_mutex.lock(job_dir.to_path_buf()).await;
+        if !io::is_dir(job_dir).await {
+            return Err(StoreError::NotFound);
+        }
+        Ok(meta::set_flag(&job_dir.join(".released"), on).await?)
     }
 }

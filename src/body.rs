@@ -1,4 +1,6 @@
-//! The response body type: a buffer, or a file streamed through the ring.
+//! The message body type hyper sends: a buffer, a file streamed through the
+//! ring, or bytes another task produces. Server answers and the publish
+//! client's requests use it alike.
 
 use std::collections::VecDeque;
 use std::future::Future;
