@@ -58,6 +58,10 @@ pub struct Config {
     pub header_timeout: u64,
     /// `DLREPO_BODY_TIMEOUT`: seconds a request body may pause.
     pub body_timeout: u64,
+    /// `DLREPO_UPLOAD_SESSION_TIMEOUT`: seconds a registry upload session
+    /// may stay idle before its data is dropped; a blob it committed is
+    /// kept from the orphan GC as long, for its manifest.
+    pub upload_session_timeout: u64,
     /// `DLREPO_LISTEN_BACKLOG`: connections the kernel queues before they
     /// are accepted; the kernel caps it at `net.core.somaxconn`.
     pub listen_backlog: u32,
@@ -232,6 +236,7 @@ impl Config {
             body_timeout: env.int("DLREPO_BODY_TIMEOUT", 60)?,
             // As many as the system allows: a CI farm connects in bursts.
             listen_backlog: env.int("DLREPO_LISTEN_BACKLOG", 65535)?,
+            upload_session_timeout: env.int("DLREPO_UPLOAD_SESSION_TIMEOUT", 3600)?,
             digests_flush_delay_ms: env.int("DLREPO_DIGESTS_FLUSH_DELAY_MS", 1000)?,
         })
     }

@@ -94,6 +94,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         return 1;
     }
     store.spawn_checkpoints();
+    store.spawn_session_expiry();
     let publisher = Publisher::new(store.clone(), cfg.clone());
     let cleanup = Scheduler::new(store.clone(), publisher.clone());
     let ctx = Rc::new(Ctx {

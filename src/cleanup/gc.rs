@@ -125,7 +125,7 @@ async fn check_one(store: &Rc<Store>, path: PathBuf, is_uploads: bool, now: f64,
     }
     // Decided synchronously with the unlink's submission: nothing can pin
     // the blob or start using the upload between this check and the unlink.
-    if in_use() || !watch.begin_delete() {
+    if in_use() || store.blob_leased(path) || !watch.begin_delete() {
         return None;
     }
     let res = io::unlink(path).await;

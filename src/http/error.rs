@@ -43,6 +43,13 @@ pub enum HttpError {
     Internal,
     /// 501: a feature this server does not have yet.
     NotImplemented(&'static str),
+    /// A registry error: its status, and its code and message in the
+    /// registry's JSON form (docs/spec/http-api.md §9.2).
+    Registry {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 pub type HttpResult<T> = Result<T, HttpError>;
@@ -77,6 +84,7 @@ impl HttpError {
             HttpError::Failed(_) | HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             HttpError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            HttpError::Registry { status, .. } => *status,
         }
     }
 
@@ -107,8 +115,9 @@ impl HttpError {
             HttpError::TooLarge => "Maximum request body size 1048576 exceeded.".to_string(),
             HttpError::Internal => "500 Internal Server Error\n\nServer got itself in trouble".to_string(),
             HttpError::Unauthorized { registry: true, .. } => {
-                r#"{"errors": [{"code": "UNAUTHORIZED", "message": "Authentication is required."}]}"#.to_string()
+                registry_body("UNAUTHORIZED", "Authentication is required.")
             }
+            HttpError::Registry { code, message, .. } => registry_body(code, message),
             _ => format!("{}: {}", status.as_u16(), shown),
         };
         let mut resp = Response::new(Body::from_bytes(text));
@@ -126,6 +135,13 @@ impl HttpError {
             }
             HttpError::Internal => {
                 h.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            HttpError::Registry { .. } => {
+                h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                h.insert(
+                    "docker-distribution-api-version",
+                    HeaderValue::from_static("registry/2.0"),
+                );
             }
             HttpError::Unauthorized { realm, registry } => {
                 if *registry {
@@ -161,6 +177,13 @@ impl HttpError {
         }
         resp
     }
+}
+
+/// `{"errors": [{"code": …, "message": …}]}` in Python's JSON encoding.
+fn registry_body(code: &str, message: &str) -> String {
+    crate::store::pyjson::dumps(&serde_json::json!({
+        "errors": [{"code": code, "message": message}]
+    }))
 }
 
 impl From<StoreError> for HttpError {

@@ -7,12 +7,8 @@ use super::{HttpError, HttpResult, Req};
 
 const MAX_JSON: usize = 1_048_576;
 
-/// Reads the body and parses it as JSON. Invalid JSON gives
-/// `400 invalid JSON data: <error>`.
-pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
-    if req.body.is_none() {
-        return Ok(Value::Null);
-    }
+/// Reads a whole body of at most 1 MiB (413 beyond).
+pub async fn read_small_body(req: &mut Req) -> HttpResult<BytesMut> {
     let mut buf = BytesMut::new();
     while let Some(data) = req.next_body_frame().await? {
         if buf.len() + data.len() > MAX_JSON {
@@ -21,6 +17,16 @@ pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
         buf.extend_from_slice(&data);
     }
     req.body = None;
+    Ok(buf)
+}
+
+/// Reads the body and parses it as JSON. Invalid JSON gives
+/// `400 invalid JSON data: <error>`.
+pub async fn read_json(req: &mut Req) -> HttpResult<Value> {
+    if req.body.is_none() {
+        return Ok(Value::Null);
+    }
+    let buf = read_small_body(req).await?;
     serde_json::from_slice(&buf).map_err(|e| HttpError::bad_request(format!("invalid JSON data: {e}")))
 }
 

@@ -15,6 +15,7 @@ mod job;
 mod jsonbody;
 mod locate;
 mod products;
+mod registry;
 mod respond;
 pub mod route;
 pub mod server;
@@ -271,6 +272,6 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
         ListProducts(a) => products::list_products(ctx, req, &a).await,
         GetVersionTar(a) => archive::get_version_tar(ctx, req, &a).await,
         GetVersion(a) => products::get_version(ctx, req, &a).await,
-        Registry => Err(HttpError::NotImplemented("The container registry")),
+        Registry(e) => registry::dispatch(ctx, req, e).await,
     }
 }

@@ -8,6 +8,8 @@
 use hyper::Method;
 
 use super::error::HttpError;
+use super::registry;
+use super::registry::route::{RegistryEndpoint, RegistryRoute};
 
 /// A format's parent: a job in `branches/`, or a version in `products/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +120,7 @@ pub enum Route {
     Products(ProductsAddr),
     VersionTar(VersionAddr),
     Version(VersionAddr),
-    Registry,
+    Registry(RegistryRoute),
     NotFound,
 }
 
@@ -160,8 +162,8 @@ pub enum Endpoint {
     ListProducts(ProductsAddr),
     GetVersionTar(VersionAddr),
     GetVersion(VersionAddr),
-    /// Any method under `/v2/`.
-    Registry,
+    /// The container registry's endpoints (`/v2/…`).
+    Registry(RegistryEndpoint),
 }
 
 /// The methods routing knows, in the alphabetical order `Allow` lists them.
@@ -281,7 +283,7 @@ impl Route {
             Route::Products(a) => pick(PRODUCTS, v, a),
             Route::VersionTar(a) => pick(VERSION_TAR, v, a),
             Route::Version(a) => pick(VERSION, v, a),
-            Route::Registry => Ok(Endpoint::Registry),
+            Route::Registry(r) => r.endpoint(method).map(Endpoint::Registry),
             Route::NotFound => Err(HttpError::NotFound),
         }
     }
@@ -339,8 +341,8 @@ pub fn route(path: &str) -> Route {
             Route::NotFound
         };
     }
-    if path == "/v2/" || path.starts_with("/v2/") {
-        return Route::Registry;
+    if let Some(rest) = path.strip_prefix("/v2/") {
+        return registry::route::route(rest).map_or(Route::NotFound, Route::Registry);
     }
     let (user, rest) = match path.strip_prefix("/~") {
         Some(after) => {
@@ -554,7 +556,7 @@ mod tests {
         };
         assert_eq!(route("/~bob"), home(false));
         assert_eq!(route("/~bob/"), home(true));
-        assert_eq!(route("/v2/"), Route::Registry);
+        assert_eq!(route("/v2/"), Route::Registry(RegistryRoute::Root));
         assert_eq!(route("/v2"), Route::NotFound);
         assert_eq!(route("/nope"), Route::NotFound);
         assert_eq!(route("/~/branches/"), Route::NotFound);
@@ -679,9 +681,10 @@ mod tests {
             route("/nope").endpoint(&Method::GET),
             Err(HttpError::NotFound)
         ));
+        assert!(matches!(route("/v2/x"), Route::NotFound));
         assert!(matches!(
-            route("/v2/x").endpoint(&Method::OPTIONS),
-            Ok(Endpoint::Registry)
+            route("/v2/").endpoint(&Method::GET),
+            Ok(Endpoint::Registry(RegistryEndpoint::GetRoot))
         ));
     }
 

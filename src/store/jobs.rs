@@ -135,7 +135,7 @@ impl Store {
                 continue;
             }
             let value = if f == "container" {
-                container_manifest_digest(&dir.join(f)).ok_or(StoreError::NotFound)?
+                self.image_manifest(&dir.join(f)).ok_or(StoreError::NotFound)?.1
             } else {
                 // A format without `.digests` makes locking fail, as in 0.44.
                 let bytes = io::read_file(&dir.join(f).join(".digests")).await?;
@@ -161,20 +161,6 @@ impl Store {
         meta::set_flag(&dir.join(".locked"), false).await?;
         Ok(())
     }
-}
-
-/// `<algo>:<hex>` from the single file under `container/manifests/<algo>/<xx>/`.
-fn container_manifest_digest(container: &std::path::Path) -> Option<String> {
-    let manifests = container.join("manifests");
-    for algo in io::read_dir_sorted(&manifests).ok()? {
-        let algo_dir = manifests.join(&algo.name);
-        for shard in io::read_dir_sorted(&algo_dir).ok()? {
-            if let Some(f) = io::read_dir_sorted(&algo_dir.join(&shard.name)).ok()?.first() {
-                return Some(format!("{}:{}", algo.name.to_string_lossy(), f.name.to_string_lossy()));
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

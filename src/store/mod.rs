@@ -5,6 +5,7 @@ pub mod alias;
 pub mod archive;
 pub mod blobs;
 mod busy;
+pub mod container;
 pub mod delete;
 pub mod digest;
 pub mod digests;
@@ -17,11 +18,13 @@ pub mod jobs;
 mod journal;
 pub mod link;
 pub mod locks;
+pub mod manifest;
 pub mod meta;
 pub mod pins;
 pub mod products;
 pub mod pyjson;
 pub mod repo;
+pub mod sessions;
 pub mod settings;
 pub mod staging;
 pub mod tree;
@@ -83,8 +86,11 @@ pub struct Store {
     /// A user's disk usage while it is checked and changed, or recomputed:
     /// a refresh must not overwrite changes made while it walked the tree.
     usage_mutex: locks::KeyLocks<String>,
-    /// Staging file names (uuids) that a request is using.
+    /// Staging file names (uuids) that a request or a registry session is
+    /// using.
     active_uploads: RefCell<HashSet<String>>,
+    /// Registry upload sessions, and the blobs they committed.
+    sessions: sessions::Sessions,
     dir_sync: DirSyncer,
     /// Directories known to exist (`.uploads`, blob shards), to save a mkdir
     /// per request. An ENOENT drops the entry and the caller retries.
@@ -128,6 +134,7 @@ impl Store {
             products_mutex: locks::KeyLocks::new(),
             usage_mutex: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
+            sessions: sessions::Sessions::default(),
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
             ready_formats: RefCell::new(HashSet::new()),

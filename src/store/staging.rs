@@ -255,6 +255,22 @@ impl Staging {
         Ok(())
     }
 
+    /// Writes everything received so far and waits for it, keeping the
+    /// hash going: a registry session's chunk is on disk when its request
+    /// is answered, and the next chunk continues the same hash.
+    pub async fn settle(&mut self) -> std::io::Result<()> {
+        self.flush_pending().await?;
+        while !self.inflight.is_empty() {
+            self.wait_oldest().await?;
+        }
+        Ok(())
+    }
+
+    /// The staging file's name (its uuid).
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
     /// Flushes everything, optionally fdatasyncs, and returns the hex
     /// digest of the data. The file stays open for [`Staging::set_mode`]
     /// and [`Staging::touch`], and closes when this is dropped.
