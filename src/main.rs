@@ -103,10 +103,11 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         cfg: cfg.clone(),
         cleanup: cleanup.clone(),
         publisher: publisher.clone(),
+        pages: dlrepo::http::pages::Pages::new(cfg.templates_dir.clone()),
         cli_script: dlrepo::http::load_cli(cfg.cli_path.as_deref(), cfg.public_url.as_deref()),
     });
     // Handlers first: once "Running on" is logged, a signal must not kill us.
-    spawn_signal_handlers(cleanup.clone(), auth, ctx.store.clone());
+    spawn_signal_handlers(cleanup.clone(), auth, ctx.clone());
     tracing::info!("======== Running on {} ========", listener.describe());
     tracing::info!(
         target: logging::NOTICE,
@@ -155,7 +156,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     0
 }
 
-fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>, store: Rc<Store>) {
+fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>, ctx: Rc<Ctx>) {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::user_defined1()) {
         Ok(mut usr1) => {
@@ -172,6 +173,8 @@ fn spawn_signal_handlers(cleanup: Rc<Scheduler>, auth: Rc<Auth>, store: Rc<Store
             tokio_uring::spawn(async move {
                 while hup.recv().await.is_some() {
                     auth.reload();
+                    ctx.pages.reload();
+                    let store = &ctx.store;
                     // Also the way to make the server see changes made to
                     // the tree behind its back (a hand-made `.locked`...),
                     // and to have every `.digests` file written now.

@@ -7,7 +7,7 @@ use hyper::{Method, Response, StatusCode};
 
 use super::locate::{self, FormatLoc};
 use super::route::ArtifactAddr;
-use super::{file, respond, Body, Ctx, HttpError, HttpResult, Req};
+use super::{file, pages, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::names;
 use crate::store::digest::Digest;
@@ -70,7 +70,17 @@ pub async fn get_artifact(ctx: &Rc<Ctx>, req: &Req, addr: &ArtifactAddr) -> Http
                 let st = io::fstat(&f)?;
                 file::serve_open(ctx, req, &index, f, st, None).await
             }
-            Err(e) if io::is_missing(&e) => Err(HttpError::NotImplemented("Directory index pages")),
+            Err(e) if io::is_missing(&e) => {
+                let listing = pages::views::autoindex(&loc.name, path.trim_end_matches('/'), &full).await?;
+                let vars = pages::views::format_vars(&loc.url);
+                let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                ctx.pages.render(
+                    "autoindex.html",
+                    req,
+                    &vars,
+                    serde_json::json!({ "artifact_format": listing }),
+                )
+            }
             Err(e) => Err(e.into()),
         };
     }

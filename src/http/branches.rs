@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
 use super::route::{BranchAddr, RepoAddr};
-use super::{detached, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
+use super::{answer, detached, locate, respond, user_var, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::settings::PolicyUpdate;
@@ -23,7 +23,7 @@ pub async fn list_branches(ctx: &Rc<Ctx>, req: &Req, addr: &RepoAddr) -> HttpRes
         if !req.access.can_read(&format!("{}/branches/{b}/", repo.url_prefix())) {
             continue;
         }
-        let c = tree::branch_counts(&repo, &b).await?;
+        let c = ctx.store.branch_counts(&repo, &b).await?;
         let mut obj = Map::new();
         obj.insert("name".into(), Value::String(b.clone()));
         obj.insert("daily_tags".into(), c.daily.into());
@@ -35,7 +35,7 @@ pub async fn list_branches(ctx: &Rc<Ctx>, req: &Req, addr: &RepoAddr) -> HttpRes
         }
         list.push(Value::Object(obj));
     }
-    Ok(respond::json(&json!({ "branches": list })))
+    answer(ctx, req, "branches.html", user_var(&repo), json!({ "branches": list }))
 }
 
 /// The branch of a URL, once it is known to exist; every method first
@@ -62,15 +62,16 @@ pub async fn get_branch(ctx: &Rc<Ctx>, req: &Req, addr: &BranchAddr) -> HttpResu
         Err(redirect) => return Ok(redirect),
     };
     let released_only = req.query().iter().any(|(k, v)| k == "released" && !v.is_empty());
+    let readable: Vec<String> = tree::list_dirs(&repo.branch_dir(&branch))
+        .await?
+        .into_iter()
+        .filter(|t| {
+            req.access
+                .can_read(&format!("{}/branches/{branch}/{t}/", repo.url_prefix()))
+        })
+        .collect();
     let mut tags = Vec::new();
-    for t in tree::list_dirs(&repo.branch_dir(&branch)).await? {
-        if !req
-            .access
-            .can_read(&format!("{}/branches/{branch}/{t}/", repo.url_prefix()))
-        {
-            continue;
-        }
-        let info = tree::tag_info(&repo, &branch, &t).await;
+    for info in ctx.store.tag_infos(&repo, &branch, &readable).await {
         if released_only && !info.released {
             continue;
         }
@@ -85,9 +86,15 @@ pub async fn get_branch(ctx: &Rc<Ctx>, req: &Req, addr: &BranchAddr) -> HttpResu
         }));
     }
     let policy = tree::cleanup_policy(&repo, &branch).await;
-    Ok(respond::json(&json!({
-        "branch": { "name": addr.branch, "cleanup_policy": policy, "tags": tags }
-    })))
+    let mut vars = user_var(&repo);
+    vars.push(("branch", branch.clone()));
+    answer(
+        ctx,
+        req,
+        "branch.html",
+        vars,
+        json!({ "branch": { "name": addr.branch, "cleanup_policy": policy, "tags": tags } }),
+    )
 }
 
 /// `POST {"branch": {"max_daily_tags": …, "max_released_tags": …}}`.

@@ -8,7 +8,7 @@ use hyper::Response;
 use serde_json::{json, Value};
 
 use super::route::{FormatAddr, Parent};
-use super::{detached, file, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
+use super::{detached, file, locate, pages, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::meta;
@@ -23,10 +23,17 @@ pub async fn get_format(ctx: &Rc<Ctx>, req: &Req, addr: &FormatAddr) -> HttpResu
         return Ok(respond::redirect(&loc.url));
     }
     if req.wants_html() {
+        // A format with an index.html is a small web site; others list.
         let index = loc.dir.join("index.html");
         if io::stat_opt(&index).await?.map(|s| s.is_file()).unwrap_or(false) {
             return file::serve(ctx, req, &index, None, true).await;
         }
+        let listing = pages::views::autoindex(&loc.name, "", &loc.dir).await?;
+        let vars = pages::views::format_vars(&loc.url);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return ctx
+            .pages
+            .render("autoindex.html", req, &vars, json!({ "artifact_format": listing }));
     }
     let digests = loc.digests(ctx).await;
     let files: Vec<Value> = digests.keys().cloned().map(Value::String).collect();

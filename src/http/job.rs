@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
 use super::route::JobAddr;
-use super::{detached, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
+use super::{answer, detached, locate, pages, respond, user_var, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::store::{meta, tree};
@@ -31,14 +31,34 @@ pub async fn get_job(ctx: &Rc<Ctx>, req: &Req, addr: &JobAddr) -> HttpResult<Res
     );
     let digest = meta::read_stripped(&dir.join(".digest")).await.unwrap_or_default();
     m.insert("digest".into(), Value::String(digest));
-    let formats: Vec<Value> = tree::list_dirs(&dir)
+    let formats: Vec<String> = tree::list_dirs(&dir)
         .await?
         .into_iter()
         .filter(|f| req.access.can_read(&format!("{canonical}{f}/")))
-        .map(Value::String)
         .collect();
-    m.insert("artifact_formats".into(), Value::Array(formats));
-    Ok(respond::json(&json!({ "job": m })))
+    if !req.wants_html() {
+        m.insert(
+            "artifact_formats".into(),
+            Value::Array(formats.into_iter().map(Value::String).collect()),
+        );
+        return Ok(respond::json(&json!({ "job": m })));
+    }
+    // The page shows each format with what installs it.
+    let mut entries = Vec::with_capacity(formats.len());
+    for f in &formats {
+        entries.push(pages::views::format_entry(ctx, f, &dir.join(f), &jr.format_url(f), false).await);
+    }
+    m.insert("artifact_formats".into(), Value::Array(entries));
+    let mut vars = user_var(&jr.repo);
+    vars.extend([
+        ("branch", jr.branch.clone()),
+        ("tag", jr.tag.clone()),
+        ("job", jr.job.clone()),
+    ]);
+    if let Some(p) = m.get("product").and_then(Value::as_str) {
+        vars.push(("product_icon", crate::http::static_files::product_icon(ctx, p).await));
+    }
+    answer(ctx, req, "job.html", vars, json!({ "job": m }))
 }
 
 /// `PATCH {"job": {…}}`: merges metadata (creating the job if needed).

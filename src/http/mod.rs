@@ -14,12 +14,13 @@ mod home;
 mod job;
 mod jsonbody;
 mod locate;
+pub mod pages;
 mod products;
 mod registry;
 mod respond;
 pub mod route;
 pub mod server;
-mod static_files;
+pub mod static_files;
 mod tag;
 mod upload;
 
@@ -44,6 +45,8 @@ pub struct Ctx {
     pub cfg: Rc<Config>,
     pub cleanup: Rc<Scheduler>,
     pub publisher: Rc<crate::publish::Publisher>,
+    /// The HTML pages' templates.
+    pub pages: pages::Pages,
     /// The `/cli` client, read once at startup, if one was found.
     pub cli_script: Option<bytes::Bytes>,
 }
@@ -194,6 +197,25 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     };
     log_access(&req.parts, Some(&req.access), &resp, peer);
     with_server_header(resp)
+}
+
+/// The variables a page gets from its URL (`user`, `branch`, `tag`…).
+pub type Vars = Vec<(&'static str, String)>;
+
+/// The URL variable `user`, when the repository is a user's.
+fn user_var(repo: &crate::store::Repo) -> Vars {
+    repo.user.iter().map(|u| ("user", u.clone())).collect()
+}
+
+/// JSON, or for a browser (`Accept` with `html`) the page `template` of
+/// the same data.
+pub fn answer(ctx: &Ctx, req: &Req, template: &str, vars: Vars, data: serde_json::Value) -> HttpResult<Response<Body>> {
+    if req.wants_html() {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        ctx.pages.render(template, req, &vars, data)
+    } else {
+        Ok(respond::json(&data))
+    }
 }
 
 /// Every answer names its server (docs/spec/http-api.md §1).

@@ -7,7 +7,7 @@ use hyper::Response;
 use serde_json::{json, Value};
 
 use super::route::{ProductsAddr, VersionAddr};
-use super::{locate, respond, Body, Ctx, HttpError, HttpResult, Req};
+use super::{answer, locate, pages, respond, user_var, Body, Ctx, HttpError, HttpResult, Req};
 use crate::io;
 use crate::store::{meta, products, tree};
 
@@ -46,8 +46,33 @@ pub async fn list_products(ctx: &Rc<Ctx>, req: &Req, addr: &ProductsAddr) -> Htt
         .into_iter()
         .filter(|c| req.access.can_read(&format!("{base}{c}/")))
         .collect();
+    let template = [
+        "products.html",
+        "product.html",
+        "product_variant.html",
+        "product_branch.html",
+    ][parts.len().min(3)];
+    let mut vars = user_var(&repo);
+    for (k, v) in ["product", "variant", "product_branch"].into_iter().zip(&parts) {
+        vars.push((k, v.clone()));
+    }
     let body = match parts.len() {
-        0 => json!({ "products": named(children) }),
+        0 => {
+            let mut products = Vec::new();
+            for c in children {
+                let icon = if req.wants_html() {
+                    crate::http::static_files::product_icon(ctx, &c).await
+                } else {
+                    String::new()
+                };
+                products.push(if req.wants_html() {
+                    json!({ "name": c, "icon": icon })
+                } else {
+                    json!({ "name": c })
+                });
+            }
+            json!({ "products": products })
+        }
         1 => json!({ "product": { "name": parts[0], "product_variants": named(children) } }),
         2 => json!({ "product_variant": { "name": parts[1], "product_branches": named(children) } }),
         _ => {
@@ -66,7 +91,7 @@ pub async fn list_products(ctx: &Rc<Ctx>, req: &Req, addr: &ProductsAddr) -> Htt
             json!({ "product_branch": { "name": parts[2], "versions": versions } })
         }
     };
-    Ok(respond::json(&body))
+    answer(ctx, req, template, vars, body)
 }
 
 /// `GET [~u]/products/<p>/<v>/<pb>/<ver>/`.
@@ -75,13 +100,29 @@ pub async fn get_version(ctx: &Rc<Ctx>, req: &Req, addr: &VersionAddr) -> HttpRe
     if req.path != loc.url {
         return Ok(respond::redirect(&loc.url));
     }
-    let formats: Vec<Value> = loc
-        .readable_formats(&req.access)
-        .await
-        .into_iter()
-        .map(|(n, _)| Value::String(n))
-        .collect();
-    Ok(respond::json(
-        &json!({ "version": { "name": loc.version, "artifact_formats": formats } }),
-    ))
+    let formats = loc.readable_formats(&req.access).await;
+    if !req.wants_html() {
+        let names: Vec<Value> = formats.into_iter().map(|(n, _)| Value::String(n)).collect();
+        return Ok(respond::json(
+            &json!({ "version": { "name": loc.version, "artifact_formats": names } }),
+        ));
+    }
+    let repo = locate::repo(ctx, &addr.user)?;
+    let mut entries = Vec::with_capacity(formats.len());
+    for (n, _) in &formats {
+        let url = format!("{}{n}/", loc.url);
+        entries.push(pages::views::format_entry(ctx, n, &loc.dir.join(n), &url, true).await);
+    }
+    let links = pages::views::branch_links(&repo, &formats, &req.access);
+    let mut vars = user_var(&repo);
+    vars.extend([
+        ("product", loc.product.clone()),
+        ("variant", loc.variant.clone()),
+        ("product_branch", locate::name(&addr.pbranch)?),
+        ("version", loc.version.clone()),
+    ]);
+    let data = json!({ "version": {
+        "name": loc.version, "artifact_formats": entries, "branch_links": links,
+    }});
+    answer(ctx, req, "product_version.html", vars, data)
 }

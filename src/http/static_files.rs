@@ -19,7 +19,23 @@ const ASSETS: &[(&str, &[u8])] = &[
     ("locked.svg", include_bytes!("assets/locked.svg")),
     ("released.svg", include_bytes!("assets/released.svg")),
     ("published.svg", include_bytes!("assets/published.svg")),
+    ("product.svg", include_bytes!("assets/product.svg")),
 ];
+
+/// The icon of a product on the pages: `/static/<product>.svg` when the
+/// static folder (or the built-ins) has one, else the generic one.
+pub async fn product_icon(ctx: &Ctx, product: &str) -> String {
+    let own = format!("{product}.svg");
+    let in_dir = match &ctx.cfg.static_dir {
+        Some(dir) if !product.contains('/') => io::stat_opt(&dir.join(&own)).await.ok().flatten().is_some(),
+        _ => false,
+    };
+    if in_dir || ASSETS.iter().any(|(n, _)| *n == own) {
+        format!("/static/{own}")
+    } else {
+        "/static/product.svg".into()
+    }
+}
 
 pub async fn get_static(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Response<Body>> {
     if name == "." || name == ".." || name.contains('\0') {

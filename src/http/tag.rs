@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::jsonbody::{read_json, wrapped_object};
 use super::route::TagAddr;
-use super::{detached, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
+use super::{answer, detached, locate, respond, user_var, Body, Ctx, HttpError, HttpResult, Req};
 use crate::cleanup::{RunKind, Trigger};
 use crate::io;
 use crate::publish::queue::Want;
@@ -48,7 +48,7 @@ pub async fn get_tag(ctx: &Rc<Ctx>, req: &Req, addr: &TagAddr) -> HttpResult<Res
         Ok(t) => t,
         Err(redirect) => return Ok(redirect),
     };
-    let info = tree::tag_info(&t.repo, &t.branch, &t.tag).await;
+    let info = ctx.store.tag_info(&t.repo, &t.branch, &t.tag).await;
     let filters = req.query();
     let mut jobs = Vec::new();
     for j in tree::list_dirs(&t.repo.tag_dir(&t.branch, &t.tag)).await? {
@@ -69,7 +69,10 @@ pub async fn get_tag(ctx: &Rc<Ctx>, req: &Req, addr: &TagAddr) -> HttpResult<Res
             jobs.push(Value::Object(job));
         }
     }
-    Ok(respond::json(&json!({ "tag": {
+    let mut vars = user_var(&t.repo);
+    vars.push(("branch", t.branch.clone()));
+    vars.push(("tag", t.tag.clone()));
+    let data = json!({ "tag": {
         "name": t.tag,
         "released": info.released,
         "locked": info.locked,
@@ -77,7 +80,8 @@ pub async fn get_tag(ctx: &Rc<Ctx>, req: &Req, addr: &TagAddr) -> HttpResult<Res
         "publish_status": info.publish_status,
         "description": info.description,
         "jobs": jobs,
-    }})))
+    }});
+    answer(ctx, req, "tag.html", vars, data)
 }
 
 /// `POST {"tag": {"released"|"locked"|"stable": bool, "description": str}}`.

@@ -87,18 +87,18 @@ pub async fn open(path: &Path, flags: i32, mode: u32) -> io::Result<File> {
     Ok(File::from_std(unsafe { std::fs::File::from_raw_fd(fd as i32) }))
 }
 
-/// Opens an existing file for reading (following symlinks).
-///
-/// First as a plain `openat2` with `RESOLVE_CACHED`: the kernel then walks
-/// the path only through its dentry cache and answers `EAGAIN` rather than
-/// read a directory from the disk, so the call cannot block. This is the
+/// Opens a path through the kernel's dentry cache alone (`openat2` with
+/// `RESOLVE_CACHED`), a plain syscall that cannot wait for the disk: the
+/// kernel answers `EAGAIN` rather than read a directory. `Some` when the
+/// caches answered (a descriptor, or a definite error such as `ENOENT` from
+/// a cached negative entry), `None` when the ring must do it. This is the
 /// attempt the ring itself makes inline; doing it here saves the round
-/// trip through the ring for the common case. A miss goes to the ring.
-pub async fn open_read(path: &Path) -> io::Result<File> {
-    let p = cpath(path)?;
+/// trip for the common, cached case.
+fn open_cached(p: &CString, flags: i32) -> Option<io::Result<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
     // SAFETY: open_how is plain old data; all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = libc::RESOLVE_CACHED;
     // SAFETY: `p` and `how` outlive the call; the size matches the struct.
     let fd = unsafe {
@@ -112,13 +112,70 @@ pub async fn open_read(path: &Path) -> io::Result<File> {
     };
     if fd >= 0 {
         // SAFETY: the kernel just handed us this descriptor and nothing else owns it.
-        return Ok(File::from_std(unsafe { std::fs::File::from_raw_fd(fd as i32) }));
+        return Some(Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }));
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
         // Not all in the cache, or a kernel without openat2 / RESOLVE_CACHED.
-        Some(libc::EAGAIN) | Some(libc::ENOSYS) | Some(libc::EINVAL) => open(path, libc::O_RDONLY, 0).await,
-        _ => Err(err),
+        Some(libc::EAGAIN) | Some(libc::ENOSYS) | Some(libc::EINVAL) => None,
+        _ => Some(Err(err)),
+    }
+}
+
+/// A folder held open to look its entries up without walking its path
+/// again each time (the auto-index of a format of 10 000 files).
+pub struct CachedDir {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl CachedDir {
+    /// The folder, if the dentry cache has its path.
+    pub fn open(path: &Path) -> Option<CachedDir> {
+        let p = cpath(path).ok()?;
+        let fd = open_cached(&p, libc::O_PATH | libc::O_DIRECTORY)?.ok()?;
+        Some(CachedDir { fd })
+    }
+
+    /// `stat` of an entry (following symlinks) from the caches alone;
+    /// `None` when the ring must look it up.
+    pub fn stat(&self, name: &std::ffi::OsStr) -> Option<io::Result<Stat>> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let c = CString::new(name.as_bytes()).ok()?;
+        // SAFETY: open_how is plain old data; all-zero is a valid value.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+        how.resolve = libc::RESOLVE_CACHED | libc::RESOLVE_BENEATH;
+        // SAFETY: `c` and `how` outlive the call; the size matches the struct.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::EXDEV) => None,
+                _ => Some(Err(err)),
+            };
+        }
+        // SAFETY: the kernel just handed us this descriptor and nothing else owns it.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+        Some(fstat_fd(fd.as_raw_fd()))
+    }
+}
+
+/// Opens an existing file for reading (following symlinks): from the
+/// dentry cache when it can ([`open_cached`]), else through the ring.
+pub async fn open_read(path: &Path) -> io::Result<File> {
+    let p = cpath(path)?;
+    match open_cached(&p, libc::O_RDONLY) {
+        Some(Ok(fd)) => Ok(File::from_std(std::fs::File::from(fd))),
+        Some(Err(e)) => Err(e),
+        None => open(path, libc::O_RDONLY, 0).await,
     }
 }
 
@@ -267,7 +324,11 @@ async fn statx_flags(path: &Path, flags: i32) -> io::Result<Stat> {
 /// one change lifts throughput by about a fifth.
 pub fn fstat(file: &File) -> io::Result<Stat> {
     use std::os::fd::AsRawFd;
-    let st = nix::sys::stat::fstat(file.as_raw_fd()).map_err(io::Error::from)?;
+    fstat_fd(file.as_raw_fd())
+}
+
+fn fstat_fd(fd: i32) -> io::Result<Stat> {
+    let st = nix::sys::stat::fstat(fd).map_err(io::Error::from)?;
     Ok(Stat {
         mode: st.st_mode,
         nlink: st.st_nlink as u32,
@@ -280,14 +341,30 @@ pub fn fstat(file: &File) -> io::Result<Stat> {
     })
 }
 
+/// `stat`/`lstat` of a path whose inode is cached: an `O_PATH` open
+/// through the dentry cache and an `fstat`, neither of which waits for
+/// the disk; `None` when the ring must look it up.
+fn stat_cached(path: &Path, nofollow: bool) -> Option<io::Result<Stat>> {
+    let p = cpath(path).ok()?;
+    let flags = libc::O_PATH | if nofollow { libc::O_NOFOLLOW } else { 0 };
+    use std::os::fd::AsRawFd;
+    Some(open_cached(&p, flags)?.and_then(|fd| fstat_fd(fd.as_raw_fd())))
+}
+
 /// `stat(2)`: follows symlinks.
 pub async fn stat(path: &Path) -> io::Result<Stat> {
-    statx_flags(path, 0).await
+    match stat_cached(path, false) {
+        Some(r) => r,
+        None => statx_flags(path, 0).await,
+    }
 }
 
 /// `lstat(2)`: does not follow a final symlink.
 pub async fn lstat(path: &Path) -> io::Result<Stat> {
-    statx_flags(path, libc::AT_SYMLINK_NOFOLLOW).await
+    match stat_cached(path, true) {
+        Some(r) => r,
+        None => statx_flags(path, libc::AT_SYMLINK_NOFOLLOW).await,
+    }
 }
 
 /// `stat`, with "does not exist" (or "a component is not a directory") as `None`.
@@ -310,19 +387,30 @@ pub fn is_missing(e: &io::Error) -> bool {
 
 /// Whether a path exists (following symlinks).
 ///
-/// Done as an `O_PATH` open rather than a statx: the ring tries an open
-/// inline when the lookup is cached, while it always hands statx to an
+/// Done as an `O_PATH` open rather than a statx: through the dentry cache
+/// when it can ([`open_cached`]), else on the ring, which tries an open
+/// inline when the lookup is cached while it always hands statx to an
 /// io-wq worker. Existence checks are on every request's path (flags,
 /// format folders), so this saves a thread wake-up each.
 pub async fn exists(path: &Path) -> bool {
-    open(path, libc::O_PATH, 0).await.is_ok()
+    exists_checked(path).await.unwrap_or(false)
 }
 
 /// Like [`exists`], but only a missing path (or a component that is not a
 /// folder) answers `false`; any other failure is an error.
 pub async fn exists_checked(path: &Path) -> io::Result<bool> {
-    match open(path, libc::O_PATH, 0).await {
-        Ok(_) => Ok(true),
+    open_path(path, libc::O_PATH).await
+}
+
+/// Whether `path` opens with `flags` (an `O_PATH` open): missing is `false`.
+async fn open_path(path: &Path, flags: i32) -> io::Result<bool> {
+    let p = cpath(path)?;
+    let res = match open_cached(&p, flags) {
+        Some(r) => r.map(drop),
+        None => open(path, flags, 0).await.map(drop),
+    };
+    match res {
+        Ok(()) => Ok(true),
         Err(e) if is_missing(&e) => Ok(false),
         Err(e) => Err(e),
     }
@@ -330,7 +418,7 @@ pub async fn exists_checked(path: &Path) -> io::Result<bool> {
 
 /// Whether a path is a directory (following symlinks); see [`exists`].
 pub async fn is_dir(path: &Path) -> bool {
-    open(path, libc::O_PATH | libc::O_DIRECTORY, 0).await.is_ok()
+    open_path(path, libc::O_PATH | libc::O_DIRECTORY).await.unwrap_or(false)
 }
 
 /// `mkdir(2)`. An existing entry is reported as `AlreadyExists`.

@@ -162,6 +162,7 @@ impl Store {
     /// Unflushed indexes are kept: they are still the truth.
     pub fn forget_tree(&self, dir: &Path) {
         self.bump_digests_epoch();
+        self.tag_cache.forget_tree(dir);
         self.job_states.forget_tree(dir);
         self.ready_formats.borrow_mut().retain(|p| !p.starts_with(dir));
         self.known_dirs.borrow_mut().retain(|p| !p.starts_with(dir));

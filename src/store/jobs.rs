@@ -26,6 +26,7 @@ impl Store {
         for stamp in [job.tag_dir().join(".stamp"), job.dir().join(".stamp")] {
             io::create_if_missing(&stamp).await?;
         }
+        self.tag_cache.forget(&job.tag_dir());
         Ok(())
     }
 

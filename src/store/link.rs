@@ -243,6 +243,7 @@ impl Store {
         for stamp in [job.tag_dir().join(".stamp"), job.dir().join(".stamp")] {
             io::create_if_missing(&stamp).await?;
         }
+        self.tag_cache.forget(&job.tag_dir());
         let dirty = format_dir.join(".dirty");
         if io::create_if_missing(&dirty).await? {
             created.files.push(dirty);

@@ -27,6 +27,7 @@ pub mod repo;
 pub mod sessions;
 pub mod settings;
 pub mod staging;
+mod tag_cache;
 pub mod tree;
 pub mod upload;
 pub mod usage;
@@ -91,6 +92,8 @@ pub struct Store {
     active_uploads: RefCell<HashSet<String>>,
     /// Registry upload sessions, and the blobs they committed.
     sessions: sessions::Sessions,
+    /// Tags' flags and texts for the branch listings.
+    tag_cache: tag_cache::TagCache,
     dir_sync: DirSyncer,
     /// Directories known to exist (`.uploads`, blob shards), to save a mkdir
     /// per request. An ENOENT drops the entry and the caller retries.
@@ -135,6 +138,7 @@ impl Store {
             usage_mutex: locks::KeyLocks::new(),
             active_uploads: RefCell::new(HashSet::new()),
             sessions: sessions::Sessions::default(),
+            tag_cache: tag_cache::TagCache::default(),
             dir_sync: DirSyncer::new(),
             known_dirs: RefCell::new(HashSet::new()),
             ready_formats: RefCell::new(HashSet::new()),

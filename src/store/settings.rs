@@ -34,6 +34,7 @@ impl Store {
     pub async fn update_tag(&self, repo: &Repo, branch: &str, tag: &str, u: TagUpdate) -> StoreResult<()> {
         let dir = repo.tag_dir(branch, tag);
         let _tag = self.tag_mutex.lock(dir.clone()).await;
+        let _forget = self.tag_cache.changing(&dir);
         // A delete that held the mutex may have removed the tag.
         if !io::is_dir(&dir).await {
             return Err(StoreError::NotFound);
@@ -80,6 +81,7 @@ impl Store {
 
     /// Writes a tag's `.publish-status` (`None` removes it).
     pub async fn set_publish_status(&self, tag_dir: &Path, status: Option<&str>) -> StoreResult<()> {
+        let _forget = self.tag_cache.changing(tag_dir);
         let path = tag_dir.join(".publish-status");
         match status {
             Some(s) => io::write_file_atomic(&path, format!("{s}\n").into_bytes(), self.cfg.fsync).await?,
@@ -92,6 +94,7 @@ impl Store {
     /// checks the flag under it).
     pub async fn set_tag_released(&self, tag_dir: &Path, on: bool) -> StoreResult<()> {
         let _tag = self.tag_mutex.lock(tag_dir.to_path_buf()).await;
+        let _forget = self.tag_cache.changing(tag_dir);
         if !io::is_dir(tag_dir).await {
             return Err(StoreError::NotFound);
         }

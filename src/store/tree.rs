@@ -44,16 +44,37 @@ pub struct TagInfo {
     pub description: Option<String>,
 }
 
+/// A tag's flags and texts. One listing of the tag folder says which
+/// dotfiles exist; only the stamp is looked up and only the texts that
+/// exist are read.
 pub async fn tag_info(repo: &Repo, branch: &str, tag: &str) -> TagInfo {
     let dir = repo.tag_dir(branch, tag);
+    let names: Vec<std::ffi::OsString> = io::read_dir_sorted_opt(&dir)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|n| n.as_encoded_bytes().first() == Some(&b'.'))
+        .collect();
+    let has = |n: &str| names.iter().any(|x| x == n);
+    let text = async |n: &str| {
+        if has(n) {
+            meta::read_stripped(&dir.join(n)).await
+        } else {
+            None
+        }
+    };
     TagInfo {
         name: tag.to_string(),
-        timestamp: meta::mtime(&dir.join(".stamp")).await,
-        released: meta::flag(&dir.join(".released")).await,
-        locked: meta::flag(&dir.join(".locked")).await,
-        stable: meta::flag(&dir.join(".stable")).await,
-        publish_status: meta::read_stripped(&dir.join(".publish-status")).await,
-        description: meta::read_stripped(&dir.join(".description")).await,
+        timestamp: if has(".stamp") {
+            meta::mtime(&dir.join(".stamp")).await
+        } else {
+            None
+        },
+        released: has(".released"),
+        locked: has(".locked"),
+        stable: has(".stable"),
+        publish_status: text(".publish-status").await,
+        description: text(".description").await,
     }
 }
 
@@ -76,26 +97,6 @@ pub struct BranchCounts {
     pub released: u64,
     pub locked: u64,
     pub stable: u64,
-}
-
-pub async fn branch_counts(repo: &Repo, branch: &str) -> StoreResult<BranchCounts> {
-    let mut c = BranchCounts::default();
-    let bdir = repo.branch_dir(branch);
-    for tag in list_dirs(&bdir).await? {
-        let dir = bdir.join(&tag);
-        if meta::flag(&dir.join(".released")).await {
-            c.released += 1;
-        } else {
-            c.daily += 1;
-        }
-        if meta::flag(&dir.join(".locked")).await {
-            c.locked += 1;
-        }
-        if meta::flag(&dir.join(".stable")).await {
-            c.stable += 1;
-        }
-    }
-    Ok(c)
 }
 
 /// A job's stored metadata followed by the dynamic keys `locked`, `name`

@@ -11,6 +11,11 @@ use crate::io;
 const STAT_BATCH: usize = 32;
 
 impl Store {
+    /// A user's disk usage as last accounted (`.disk_usage`).
+    pub async fn disk_usage(&self, user: &str) -> u64 {
+        self.usage.get(user).await
+    }
+
     /// Measures a user repository again and saves the figure (the quota
     /// refresh), under the user's usage mutex: no upload or delete changes
     /// the figure while the tree is walked.

@@ -806,3 +806,67 @@ pub fn copy_tree(from: &Path, to: &Path) {
         .expect("cp");
     assert!(st.success(), "cp -a failed");
 }
+
+/// A small site with one of everything the pages show: branches with
+/// flags, policies and aliases, jobs with metadata, product links, RPM and
+/// Debian repositories, a docs format with an index.html, nested folders,
+/// internal formats, a user repository and a container image.
+pub fn demo_site(s: &Server) {
+    for (tag, job, fmt, file, data) in [
+        ("v1.0", "x86_64", "rpm", "repodata/repomd.xml", "<repomd/>"),
+        ("v1.0", "x86_64", "rpm", "pkg-1.0.x86_64.rpm", "rpm bytes"),
+        ("v1.0", "x86_64", "deb", "Release", "Origin: demo"),
+        ("v1.0", "x86_64", "deb", "pool/main/pkg_1.0_amd64.deb", "deb bytes"),
+        (
+            "v1.0",
+            "x86_64",
+            "docs",
+            "index.html",
+            "<html><body>docs home</body></html>",
+        ),
+        ("v1.0", "x86_64", "logs", "build/output.log", "a long build log"),
+        ("v1.0", "x86_64", "logs", "build/sub dir/ünïcode.txt", "unicode"),
+        ("v1.0", "x86_64", "internal-debug", "core.dump", "core"),
+        ("v1.0", "arm64", "rpm", "pkg-1.0.aarch64.rpm", "arm rpm"),
+        ("v1.9", "x86_64", "logs", "build.log", "1.9"),
+        ("v1.10", "x86_64", "logs", "build.log", "1.10"),
+    ] {
+        let path = format!("/branches/main/{tag}/{job}/{fmt}/{file}")
+            .replace(' ', "%20")
+            .replace('ü', "%C3%BC")
+            .replace('ï', "%C3%AF");
+        s.put(&path, data);
+    }
+    for (tag, job, formats) in [
+        ("v1.0", "x86_64", &["rpm", "deb", "docs", "logs", "internal-debug"][..]),
+        ("v1.0", "arm64", &["rpm"][..]),
+        ("v1.9", "x86_64", &["logs"][..]),
+        ("v1.10", "x86_64", &["logs"][..]),
+    ] {
+        for f in formats {
+            s.req("PATCH", &format!("/branches/main/{tag}/{job}/{f}/"))
+                .send()
+                .expect(200);
+        }
+    }
+    s.req("PATCH", "/branches/main/v1.0/x86_64/")
+        .json(r#"{"job": {"product": "demo", "product_variant": "server", "product_branch": "1.0", "version": "1.0.0", "built_by": "CI", "debug": false}}"#)
+        .send()
+        .expect(200);
+    s.lock_job("/branches/main/v1.0/x86_64/").expect(200);
+    s.req("POST", "/branches/main/v1.0/")
+        .json(r#"{"tag": {"stable": true, "locked": true, "description": "First release: <b>bold</b> & more"}}"#)
+        .send()
+        .expect(200);
+    s.req("POST", "/branches/main/v1.9/")
+        .json(r#"{"tag": {"stable": true}}"#)
+        .send()
+        .expect(200);
+    s.req("POST", "/branches/main/")
+        .json(r#"{"branch": {"max_daily_tags": 10}}"#)
+        .send()
+        .expect(200);
+    s.put("/branches/feature-1.2/t1/j/f/a.txt", "a");
+    s.put("/branches/feature-1.10/t1/j/f/a.txt", "a");
+    s.put("/~alice/branches/scratch/t/j/f/note.txt", "alice's note");
+}
