@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod body;
 pub mod cleanup;
+pub mod cli_slot;
 pub mod config;
 pub mod http;
 pub mod io;

@@ -48,7 +48,7 @@ pub struct Ctx {
     /// The HTML pages' templates.
     pub pages: pages::Pages,
     /// The `/cli` client, read once at startup, if one was found.
-    pub cli_script: Option<bytes::Bytes>,
+    pub cli_script: Option<static_files::CliFile>,
 }
 
 /// A request after routing: the parts, the decoded path and the body.

@@ -65,10 +65,12 @@ pub async fn get_static(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Resp
 
 /// The client served at `/cli`, found once at startup: `DLREPO_CLI_PATH`,
 /// then next to the server binary and in its parent folders, then
-/// `/usr/local/bin`, then `/usr/bin`. Occurrences of
-/// `http://127.0.0.1:1337` become `DLREPO_PUBLIC_URL`. `None` when there is
-/// none: `/cli` then answers 404 saying how to configure it.
-pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Option<Bytes> {
+/// `/usr/local/bin`, then `/usr/bin`. With `DLREPO_PUBLIC_URL` the client's
+/// default URL becomes that one: the built-in default slot of our binary
+/// ([`crate::cli_slot`]), or the occurrences of `http://127.0.0.1:1337` in
+/// the original's script. `None` when there is none: `/cli` then answers
+/// 404 saying how to configure it.
+pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Option<CliFile> {
     let mut candidates: Vec<PathBuf> = cli_path.map(Path::to_path_buf).into_iter().collect();
     if let Ok(exe) = std::env::current_exe() {
         candidates.extend(exe.ancestors().skip(1).take(4).map(|d| d.join("dlrepo-cli")));
@@ -76,23 +78,43 @@ pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Option<Byt
     candidates.push(PathBuf::from("/usr/local/bin/dlrepo-cli"));
     candidates.push(PathBuf::from("/usr/bin/dlrepo-cli"));
     for c in candidates {
-        if let Ok(bytes) = std::fs::read(&c) {
-            let text = match public_url {
-                Some(url) => String::from_utf8_lossy(&bytes)
-                    .replace("http://127.0.0.1:1337", url)
-                    .into_bytes(),
-                None => bytes,
-            };
-            tracing::debug!("serving /cli from {}", c.display());
-            return Some(Bytes::from(text));
+        let Ok(mut bytes) = std::fs::read(&c) else {
+            continue;
+        };
+        let binary = bytes.starts_with(b"\x7fELF");
+        if let Some(url) = public_url {
+            if binary {
+                if !crate::cli_slot::rewrite(&mut bytes, url) {
+                    tracing::warn!(
+                        "{}: no room for DLREPO_PUBLIC_URL in the client; served as is",
+                        c.display()
+                    );
+                }
+            } else {
+                bytes = String::from_utf8_lossy(&bytes)
+                    .replace(crate::cli_slot::DEFAULT_URL, url)
+                    .into_bytes();
+            }
         }
+        tracing::debug!("serving /cli from {}", c.display());
+        return Some(CliFile {
+            bytes: Bytes::from(bytes),
+            binary,
+        });
     }
     tracing::debug!("no dlrepo-cli found: /cli answers 404");
     None
 }
 
+/// The client file `/cli` serves.
+pub struct CliFile {
+    pub bytes: Bytes,
+    /// An executable (ours) rather than the original's script.
+    pub binary: bool,
+}
+
 pub fn get_cli(ctx: &Ctx, req: &Req) -> HttpResult<Response<Body>> {
-    let Some(script) = &ctx.cli_script else {
+    let Some(cli) = &ctx.cli_script else {
         return Err(HttpError::Missing(
             "No dlrepo-cli to serve here: set DLREPO_CLI_PATH to the client's file".into(),
         ));
@@ -100,10 +122,21 @@ pub fn get_cli(ctx: &Ctx, req: &Req) -> HttpResult<Response<Body>> {
     let mut r = Response::new(if *req.method() == Method::HEAD {
         Body::empty()
     } else {
-        Body::from_bytes(script.clone())
+        Body::from_bytes(cli.bytes.clone())
     });
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(script.len()));
+    let h = r.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(if cli.binary {
+            "application/octet-stream"
+        } else {
+            "text/plain; charset=utf-8"
+        }),
+    );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(cli.bytes.len()));
+    h.insert(
+        hyper::header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"dlrepo-cli\""),
+    );
     Ok(r)
 }
