@@ -382,18 +382,6 @@ fn the_server_serves_this_client_with_its_public_url_built_in() {
     assert_ne!(String::from_utf8_lossy(&out.stdout), "served\n");
 }
 
-#[test]
-fn without_a_client_to_serve_cli_says_how_to_configure_one() {
-    let s = Server::start_with(&[("DLREPO_CLI_PATH", "/nonexistent/dlrepo-cli")]);
-    let r = s.get("/cli");
-    // Our test binary sits next to a dlrepo-cli, which is then found.
-    assert!(
-        r.status == 200 || (r.status == 404 && r.text().contains("DLREPO_CLI_PATH")),
-        "{}",
-        r.status
-    );
-}
-
 /// A server that answers each connection with the next of `replies`
 /// (given the request line and headers), then stops.
 /// One scripted answer, from the request's head.

@@ -63,20 +63,24 @@ pub async fn get_static(ctx: &Rc<Ctx>, req: &Req, name: &str) -> HttpResult<Resp
     Ok(r)
 }
 
-/// The client served at `/cli`, found once at startup: `DLREPO_CLI_PATH`,
-/// then next to the server binary and in its parent folders, then
-/// `/usr/local/bin`, then `/usr/bin`. With `DLREPO_PUBLIC_URL` the client's
+/// The client served at `/cli`, found once at startup: `DLREPO_CLI_PATH`
+/// when set, else next to the server binary and in its parent folders,
+/// then `/usr/local/bin`, then `/usr/bin`. With `DLREPO_PUBLIC_URL` the client's
 /// default URL becomes that one: the built-in default slot of our binary
 /// ([`crate::cli_slot`]), or the occurrences of `http://127.0.0.1:1337` in
 /// the original's script. `None` when there is none: `/cli` then answers
 /// 404 saying how to configure it.
 pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Option<CliFile> {
+    // A configured path is the only one: serving another client than the
+    // one named would hide the mistake.
     let mut candidates: Vec<PathBuf> = cli_path.map(Path::to_path_buf).into_iter().collect();
-    if let Ok(exe) = std::env::current_exe() {
-        candidates.extend(exe.ancestors().skip(1).take(4).map(|d| d.join("dlrepo-cli")));
+    if cli_path.is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            candidates.extend(exe.ancestors().skip(1).take(4).map(|d| d.join("dlrepo-cli")));
+        }
+        candidates.push(PathBuf::from("/usr/local/bin/dlrepo-cli"));
+        candidates.push(PathBuf::from("/usr/bin/dlrepo-cli"));
     }
-    candidates.push(PathBuf::from("/usr/local/bin/dlrepo-cli"));
-    candidates.push(PathBuf::from("/usr/bin/dlrepo-cli"));
     for c in candidates {
         let Ok(mut bytes) = std::fs::read(&c) else {
             continue;
@@ -102,7 +106,10 @@ pub fn load_cli(cli_path: Option<&Path>, public_url: Option<&str>) -> Option<Cli
             binary,
         });
     }
-    tracing::debug!("no dlrepo-cli found: /cli answers 404");
+    match cli_path {
+        Some(p) => tracing::warn!("DLREPO_CLI_PATH {}: cannot read it; /cli answers 404", p.display()),
+        None => tracing::debug!("no dlrepo-cli found: /cli answers 404"),
+    }
     None
 }
 
