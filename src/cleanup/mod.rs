@@ -29,6 +29,8 @@ pub enum Trigger {
     Startup,
     Timer,
     Signal,
+    /// `POST /cleanup`.
+    Http,
     Delete,
     /// Requests that arrived while a run was in progress.
     FollowUp,
@@ -40,6 +42,7 @@ impl Trigger {
             Trigger::Startup => "startup",
             Trigger::Timer => "timer",
             Trigger::Signal => "SIGUSR1",
+            Trigger::Http => "HTTP",
             Trigger::Delete => "delete",
             Trigger::FollowUp => "follow-up",
         }

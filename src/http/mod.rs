@@ -14,6 +14,7 @@ mod home;
 mod job;
 mod jsonbody;
 mod locate;
+mod ops;
 pub mod pages;
 mod products;
 mod registry;
@@ -49,6 +50,8 @@ pub struct Ctx {
     pub pages: pages::Pages,
     /// The `/cli` client, read once at startup, if one was found.
     pub cli_script: Option<static_files::CliFile>,
+    /// When the server started (`/health`'s uptime).
+    pub started: std::time::Instant,
 }
 
 /// A request after routing: the parts, the decoded path and the body.
@@ -268,6 +271,9 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
         GetHome => home::get_home(ctx, req).await,
         GetUserHome(a) => home::get_user_home(ctx, req, &a).await,
         GetCli => static_files::get_cli(ctx, req),
+        GetHealth => ops::get_health(ctx, req).await,
+        GetCleanup => ops::get_cleanup(ctx),
+        RunCleanup => ops::run_cleanup(ctx),
         GetStatic(file) => static_files::get_static(ctx, req, &file).await,
         ListBranches(a) => branches::list_branches(ctx, req, &a).await,
         GetBranch(a) => branches::get_branch(ctx, req, &a).await,

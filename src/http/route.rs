@@ -105,6 +105,8 @@ pub enum Route {
     Home,
     UserHome(UserHomeAddr),
     Cli,
+    Health,
+    Cleanup,
     Static(String),
     Branches(RepoAddr),
     Branch(BranchAddr),
@@ -130,6 +132,9 @@ pub enum Endpoint {
     GetHome,
     GetUserHome(UserHomeAddr),
     GetCli,
+    GetHealth,
+    GetCleanup,
+    RunCleanup,
     GetStatic(String),
     ListBranches(RepoAddr),
     GetBranch(BranchAddr),
@@ -213,6 +218,8 @@ mod table {
     pub const HOME: Table<()> = &[(Verb::Get, |()| GetHome)];
     pub const USER_HOME: Table<UserHomeAddr> = &[(Verb::Get, GetUserHome)];
     pub const CLI: Table<()> = &[(Verb::Get, |()| GetCli), (Verb::Head, |()| GetCli)];
+    pub const HEALTH: Table<()> = &[(Verb::Get, |()| GetHealth), (Verb::Head, |()| GetHealth)];
+    pub const CLEANUP: Table<()> = &[(Verb::Get, |()| GetCleanup), (Verb::Post, |()| RunCleanup)];
     pub const STATIC: Table<String> = &[(Verb::Get, GetStatic), (Verb::Head, GetStatic)];
     pub const BRANCHES: Table<RepoAddr> = &[(Verb::Get, ListBranches)];
     pub const BRANCH: Table<BranchAddr> = &[
@@ -269,6 +276,8 @@ impl Route {
             Route::Home => pick(HOME, v, ()),
             Route::UserHome(a) => pick(USER_HOME, v, a),
             Route::Cli => pick(CLI, v, ()),
+            Route::Health => pick(HEALTH, v, ()),
+            Route::Cleanup => pick(CLEANUP, v, ()),
             Route::Static(f) => pick(STATIC, v, f),
             Route::Branches(a) => pick(BRANCHES, v, a),
             Route::Branch(a) => pick(BRANCH, v, a),
@@ -332,6 +341,8 @@ pub fn route(path: &str) -> Route {
     match path {
         "/" => return Route::Home,
         "/cli" => return Route::Cli,
+        "/health" => return Route::Health,
+        "/cleanup" => return Route::Cleanup,
         _ => {}
     }
     if let Some(file) = path.strip_prefix("/static/") {
@@ -547,6 +558,9 @@ mod tests {
     fn top_level() {
         assert_eq!(route("/"), Route::Home);
         assert_eq!(route("/cli"), Route::Cli);
+        assert_eq!(route("/health"), Route::Health);
+        assert_eq!(route("/cleanup"), Route::Cleanup);
+        assert_eq!(route("/health/"), Route::NotFound);
         assert_eq!(route("/static/logo.svg"), Route::Static("logo.svg".into()));
         let home = |slash| {
             Route::UserHome(UserHomeAddr {

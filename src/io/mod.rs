@@ -828,6 +828,13 @@ pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
     std::fs::canonicalize(path)
 }
 
+/// Bytes free to unprivileged writers on the file system of `path`
+/// (`statvfs`: a metadata read of the super block, no ring op exists).
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod digests;
 pub mod error;
 pub mod finalize;
+pub mod health;
 mod hooks;
 mod index;
 mod job_states;

@@ -1,0 +1,121 @@
+//! The operator's endpoints: `/health` (200 while the root takes writes,
+//! 503 when it is full, no credentials needed) and `/cleanup` (the status
+//! for readers of `/`, a full run on `POST` for whoever may delete under
+//! `/branches/`).
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn health_answers_ok_with_what_a_balancer_and_an_operator_want() {
+    let s = Server::start();
+    let r = s.get("/health");
+    r.expect(200);
+    let v = r.json();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["root_writable"], true);
+    assert!(v["uptime_seconds"].as_u64().is_some());
+    assert!(v["free_bytes"].as_u64().unwrap() > 0);
+    assert!(v["cleanup_running"].is_boolean());
+    s.req("HEAD", "/health").send().expect(200);
+    let r = s.req("PUT", "/health").body(b"x").send();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET,HEAD"));
+    // Only the exact name: an artifact path never collides with it.
+    s.get("/health/").expect(404);
+}
+
+#[test]
+fn health_turns_503_when_the_root_is_full_and_200_again_once_there_is_room() {
+    let Some(fs) = Tmpfs::mount("8m") else { return };
+    let root = fs.dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let s = Server::start_at(&root, &[]);
+    s.get("/health").expect(200);
+    let filler = fs.fill();
+    let r = s.get("/health");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["root_writable"], false);
+    assert_eq!(v["status"], "unavailable");
+    assert!(v["root_error"].as_str().unwrap().contains("space"), "{v}");
+    std::fs::remove_file(filler).unwrap();
+    s.get("/health").expect(200);
+}
+
+const AUTH: &str = "admin:a:admins\nreader:r:readers\nuser:u:users\n";
+
+fn with_auth() -> (Server, tempfile::TempDir) {
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::write(etc.path().join("auth"), AUTH).unwrap();
+    let acls = etc.path().join("acls");
+    std::fs::create_dir_all(&acls).unwrap();
+    std::fs::write(acls.join("admins"), "rw /**\n").unwrap();
+    std::fs::write(acls.join("readers"), "r /**\n").unwrap();
+    std::fs::write(acls.join("users"), "rw /~$user/**\n").unwrap();
+    let s = Server::start_with(&[
+        ("DLREPO_AUTH_DISABLED", "0"),
+        ("DLREPO_AUTH_FILE", etc.path().join("auth").to_str().unwrap()),
+        ("DLREPO_ACLS_DIR", acls.to_str().unwrap()),
+    ]);
+    (s, etc)
+}
+
+fn basic(login: &str, pw: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{login}:{pw}"))
+    )
+}
+
+#[test]
+fn health_needs_no_credentials_and_cleanup_follows_the_acls() {
+    let (s, _etc) = with_auth();
+    s.get("/health").expect(200);
+    s.get("/cleanup").expect(401);
+    let as_ = |who: (&str, &str), method: &str| {
+        s.req(method, "/cleanup")
+            .header("Authorization", &basic(who.0, who.1))
+            .send()
+    };
+    as_(("user", "u"), "GET").expect(401);
+    let r = as_(("reader", "r"), "GET");
+    r.expect(200);
+    let v = r.json();
+    assert!(v["running"].is_boolean() && v["totals"]["runs"].is_u64(), "{v}");
+    // A run is for administrators.
+    as_(("reader", "r"), "POST").expect(401);
+    as_(("user", "u"), "POST").expect(401);
+    s.req("POST", "/cleanup").send().expect(401);
+    let r = as_(("admin", "a"), "POST");
+    assert_eq!(r.status, 202, "{}", r.text());
+}
+
+#[test]
+fn post_cleanup_runs_a_full_cleanup_as_sigusr1_does() {
+    let s = Server::start();
+    // The startup run first.
+    wait_until("the startup cleanup", || {
+        s.get("/cleanup").json()["totals"]["runs"] == 1
+    });
+    let before = s.get("/cleanup").json();
+    assert_eq!(before["last_run"]["trigger"], "startup");
+    let r = s.req("POST", "/cleanup").send();
+    assert_eq!(r.status, 202);
+    assert!(r.json()["totals"].is_object());
+    assert!(poll(Duration::from_secs(20), || {
+        let v = s.get("/cleanup").json();
+        v["totals"]["runs"] == 2 && v["last_run"]["trigger"] == "HTTP" && v["last_run"]["kind"] == "full"
+    }));
+    // The same figures as the file on the host.
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path(".dlrepo-rs/cleanup.json")).unwrap()).unwrap();
+    assert_eq!(file["totals"], s.get("/cleanup").json()["totals"]);
+    let r = s.req("DELETE", "/cleanup").send();
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET,POST"));
+}
