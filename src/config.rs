@@ -19,6 +19,10 @@ pub struct Config {
     pub user_quota: u64,
     pub log_level: LogLevel,
     pub log_output: LogOutput,
+    /// Log lines as JSON objects (`DLREPO_LOG_FORMAT=json`).
+    pub log_json: bool,
+    /// The INFO line per request (`DLREPO_ACCESS_LOG`, default on).
+    pub access_log: bool,
     pub post_process_cmd: Option<String>,
     pub post_process_filter: Option<Regex>,
     pub internal_format_filter: Option<Regex>,
@@ -180,6 +184,20 @@ impl Config {
                 }
             }
         };
+        let log_json = match env.string_or("DLREPO_LOG_FORMAT", "text").as_str() {
+            "text" => false,
+            "json" => true,
+            other => {
+                return Err(ConfigError(format!(
+                    "DLREPO_LOG_FORMAT: expected text or json, got {other:?}"
+                )));
+            }
+        };
+        let access_log = match vars.get("DLREPO_ACCESS_LOG").map(String::as_str) {
+            None | Some("1") => true,
+            Some("0") => false,
+            Some(v) => return Err(ConfigError(format!("DLREPO_ACCESS_LOG: expected 0 or 1, got {v:?}"))),
+        };
         let chunk_size: usize = env.int("DLREPO_CHUNK_SIZE", 262_144)?;
         if chunk_size == 0 {
             return Err(ConfigError("DLREPO_CHUNK_SIZE: must be positive".into()));
@@ -200,6 +218,8 @@ impl Config {
             user_quota: env.int("DLREPO_USER_QUOTA", 10_737_418_240)?,
             log_level,
             log_output,
+            log_json,
+            access_log,
             post_process_cmd: env.string("DLREPO_POST_PROCESS_CMD"),
             post_process_filter: env.regex("DLREPO_POST_PROCESS_FILTER")?,
             internal_format_filter: env.regex("DLREPO_INTERNAL_FORMAT_FILTER")?,

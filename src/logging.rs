@@ -94,6 +94,25 @@ pub fn init(cfg: &Config) {
         .with_default(level)
         .with_target(NOTICE, Level::INFO.max(level));
     let builder = tracing_subscriber::fmt().with_max_level(Level::TRACE);
+    let syslog = || {
+        let sock = UnixDatagram::unbound().ok().filter(|s| s.connect("/dev/log").is_ok());
+        if let Some(s) = &sock {
+            let _ = s.set_nonblocking(true);
+        }
+        SyslogMaker(Syslog(sock))
+    };
+    // One JSON object per line, its fields at the top level, for log shippers.
+    if cfg.log_json {
+        let json = builder.json().flatten_event(true).with_current_span(false);
+        let res = match cfg.log_output {
+            LogOutput::Console => json.with_writer(std::io::stderr).finish().with(filter).try_init(),
+            LogOutput::Syslog => json.with_writer(syslog()).finish().with(filter).try_init(),
+        };
+        if let Err(e) = res {
+            eprintln!("WARNING: logging already initialised: {e}");
+        }
+        return;
+    }
     let res = match cfg.log_output {
         LogOutput::Console => builder
             .event_format(LineFormat { syslog: false })
@@ -101,18 +120,12 @@ pub fn init(cfg: &Config) {
             .finish()
             .with(filter)
             .try_init(),
-        LogOutput::Syslog => {
-            let sock = UnixDatagram::unbound().ok().filter(|s| s.connect("/dev/log").is_ok());
-            if let Some(s) = &sock {
-                let _ = s.set_nonblocking(true);
-            }
-            builder
-                .event_format(LineFormat { syslog: true })
-                .with_writer(SyslogMaker(Syslog(sock)))
-                .finish()
-                .with(filter)
-                .try_init()
-        }
+        LogOutput::Syslog => builder
+            .event_format(LineFormat { syslog: true })
+            .with_writer(syslog())
+            .finish()
+            .with(filter)
+            .try_init(),
     };
     if let Err(e) = res {
         eprintln!("WARNING: logging already initialised: {e}");

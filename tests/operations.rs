@@ -111,11 +111,105 @@ fn post_cleanup_runs_a_full_cleanup_as_sigusr1_does() {
         let v = s.get("/cleanup").json();
         v["totals"]["runs"] == 2 && v["last_run"]["trigger"] == "HTTP" && v["last_run"]["kind"] == "full"
     }));
-    // The same figures as the file on the host.
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.path(".dlrepo-rs/cleanup.json")).unwrap()).unwrap();
-    assert_eq!(file["totals"], s.get("/cleanup").json()["totals"]);
+    // The same figures as the file on the host (written just after).
+    let file = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(s.path(".dlrepo-rs/cleanup.json")).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    assert!(poll(Duration::from_secs(10), || file()["totals"]
+        == s.get("/cleanup").json()["totals"]));
     let r = s.req("DELETE", "/cleanup").send();
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET,POST"));
+}
+
+fn access_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.starts_with("INFO: [")).collect()
+}
+
+#[test]
+fn the_access_log_has_one_line_per_request_saying_what_an_upload_did() {
+    let s = Server::start_with(&[("DLREPO_ACCESS_LOG", "1"), ("DLREPO_LOG_LEVEL", "INFO")]);
+    let body = b"hello";
+    s.put_file("/branches/b/t/j/f/a.txt", body).expect(201);
+    let d = sha256_digest(body);
+    s.req("PUT", "/branches/b/t/j/f/copy.txt")
+        .header("Digest", &d)
+        .header("X-Dlrepo-Link", &d)
+        .send()
+        .expect(201);
+    s.get("/branches/b/t/j/f/a.txt").expect(200);
+    s.get("/nope").expect(404);
+    let log = s.log();
+    let lines = access_lines(&log);
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no access line with {needle:?} in\n{log}"))
+            .to_string()
+    };
+    // [time] client user "METHOD path" status in out µs upload
+    let stored = find("\"PUT /branches/b/t/j/f/a.txt\"");
+    let fields: Vec<&str> = stored.split("\" ").nth(1).unwrap().split(' ').collect();
+    assert_eq!(&fields[..3], ["201", "5", "12"], "{stored}"); // "201: Created"
+    assert!(
+        fields[3].ends_with("us") && fields[3].trim_end_matches("us").parse::<u64>().is_ok(),
+        "{stored}"
+    );
+    assert_eq!(fields[4], "stored");
+    assert!(stored.contains("] 127.0.0.1 - \"PUT"), "{stored}");
+    let linked = find("\"PUT /branches/b/t/j/f/copy.txt\"");
+    assert!(
+        linked.contains("\" 201 0 12 ") && linked.ends_with("us linked"),
+        "{linked}"
+    );
+    let got = find("\"GET /branches/b/t/j/f/a.txt\"");
+    assert!(got.contains("\" 200 0 5 ") && got.ends_with("us -"), "{got}");
+    find("\"GET /nope\" 404 ");
+    assert_eq!(lines.len(), 4, "{log}");
+    // The original's DEBUG line is not shown at INFO.
+    assert!(!log.contains("None@127.0.0.1"));
+}
+
+#[test]
+fn the_access_log_can_be_turned_off() {
+    let s = Server::start_with(&[("DLREPO_ACCESS_LOG", "0"), ("DLREPO_LOG_LEVEL", "INFO")]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"x").expect(201);
+    s.get("/branches/b/t/j/f/a.txt").expect(200);
+    assert!(access_lines(&s.log()).is_empty(), "{}", s.log());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_fields() {
+    let s = Server::start_with(&[
+        ("DLREPO_ACCESS_LOG", "1"),
+        ("DLREPO_LOG_LEVEL", "INFO"),
+        ("DLREPO_LOG_FORMAT", "json"),
+    ]);
+    s.put_file("/branches/b/t/j/f/a.txt", b"hello").expect(201);
+    s.get("/branches/b/t/j/f/a.txt").expect(200);
+    let log = s.log();
+    let objects: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(objects
+        .iter()
+        .any(|o| o["message"].as_str().is_some_and(|m| m.contains("Running on"))));
+    let put = objects
+        .iter()
+        .find(|o| o["target"] == "access" && o["method"] == "PUT")
+        .unwrap_or_else(|| panic!("no access object for the PUT in\n{log}"));
+    assert_eq!(put["status"], 201);
+    assert_eq!(put["bytes_in"], 5);
+    assert_eq!(put["upload"], "stored");
+    assert_eq!(put["path"], "/branches/b/t/j/f/a.txt");
+    assert!(put["micros"].is_u64());
+    let get = objects
+        .iter()
+        .find(|o| o["target"] == "access" && o["method"] == "GET")
+        .unwrap();
+    assert_eq!(get["bytes_out"], 5);
 }

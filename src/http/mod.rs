@@ -3,6 +3,7 @@
 //! `locate`, asks the storage layer, and answers; errors become responses
 //! in `error.rs` only.
 
+pub mod access_log;
 mod archive;
 mod artifact;
 mod batch;
@@ -145,7 +146,15 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 
 /// Answers one request: decode the path, authorise, route, log.
 pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Response<Body> {
+    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
+    let line = |parts, access| access_log::Line {
+        parts,
+        access,
+        peer,
+        started,
+        json: ctx.cfg.log_json,
+    };
     let raw = parts.uri.path();
     // A path that is not UTF-8 once decoded names nothing; it is still
     // authorised first (lossily decoded), so a refusal stays a 401.
@@ -162,7 +171,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
     // anything else looks at the request.
     if !KNOWN_METHODS.contains(&parts.method) {
         let resp = HttpError::bad_request("Bad Request").into_response();
-        log_access(&parts, None, &resp, peer);
+        line(&parts, None).log(&resp, ctx.cfg.access_log);
         return with_server_header(resp);
     }
     // Authentication comes before routing: a refusal is a 401 even for
@@ -175,7 +184,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
                 Refusal::BadRequest(reason) => HttpError::BadRequest(reason),
             };
             let resp = err.into_response();
-            log_access(&parts, None, &resp, peer);
+            line(&parts, None).log(&resp, ctx.cfg.access_log);
             return with_server_header(resp);
         }
     };
@@ -198,7 +207,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         Err(HttpError::ReadOnly) => HttpError::MethodNotAllowed(read_only_allow.into()).into_response(),
         Err(e) => e.into_response(),
     };
-    log_access(&req.parts, Some(&req.access), &resp, peer);
+    line(&req.parts, Some(&req.access)).log(&resp, ctx.cfg.access_log);
     with_server_header(resp)
 }
 
@@ -227,29 +236,6 @@ fn with_server_header(mut resp: Response<Body>) -> Response<Body> {
         hyper::header::HeaderValue::from_static(concat!("dlrepo/", env!("CARGO_PKG_VERSION")));
     resp.headers_mut().insert(hyper::header::SERVER, SERVER);
     resp
-}
-
-/// The access log line of docs/spec/config.md §6, at DEBUG. `None`: not authenticated.
-fn log_access(parts: &hyper::http::request::Parts, access: Option<&Access>, resp: &Response<Body>, peer: &str) {
-    // Nothing is formatted unless the line is wanted.
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
-    }
-    let user = access.map(Access::log_name).unwrap_or_else(|| "None".into());
-    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
-    tracing::debug!(
-        "{user}@{} - {} {} {} {}",
-        header("x-forwarded-for")
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
-            .unwrap_or(peer),
-        resp.status().as_u16(),
-        parts.method,
-        parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(""),
-        header("user-agent")
-            .map(|ua| format!("'{ua}'"))
-            .unwrap_or_else(|| "None".into())
-    );
 }
 
 /// The methods aiohttp's parser knows; any other is a 400.

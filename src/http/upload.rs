@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use hyper::{Response, StatusCode};
 
+use super::access_log::AccessNote;
 use super::route::{ArtifactAddr, Parent};
 use super::{detached, locate, respond, Body, Ctx, HttpError, HttpResult, Req};
 use crate::store::digest::Digest;
@@ -45,8 +46,13 @@ pub async fn put_artifact(ctx: &Rc<Ctx>, req: &mut Req, addr: &ArtifactAddr) -> 
     };
     let digest = Digest::parse(Some(&header))?;
     let store = ctx.store.clone();
+    let note;
     if link_only {
         detached(async move { store.link_artifact(&target, &header, &digest).await }).await??;
+        note = AccessNote {
+            upload: "linked",
+            received: 0,
+        };
     } else {
         let mut staging = ctx.store.begin_upload(&digest).await?;
         if let Err(e) = receive(req, &mut staging).await {
@@ -54,11 +60,17 @@ pub async fn put_artifact(ctx: &Rc<Ctx>, req: &mut Req, addr: &ArtifactAddr) -> 
             staging.discard().await;
             return Err(e);
         }
+        note = AccessNote {
+            upload: "stored",
+            received: staging.len(),
+        };
         // The body is in: from here on the sequence runs to its end even if
         // the client hangs up.
         detached(async move { store.ingest_upload(staging, &target, &digest, &header).await }).await??;
     }
-    Ok(respond::text(StatusCode::CREATED, "201: Created".into()))
+    let mut r = respond::text(StatusCode::CREATED, "201: Created".into());
+    r.extensions_mut().insert(note);
+    Ok(r)
 }
 
 /// Streams the request body into the staging file.

@@ -90,6 +90,8 @@ impl Server {
                 .env("DLREPO_AUTH_DISABLED", "1")
                 .env("DLREPO_FSYNC", "0")
                 .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
+                // Tests read the original's DEBUG line; the INFO one is tested on its own.
+                .env("DLREPO_ACCESS_LOG", "0")
                 // The original prints "Running on" through Python's stdout.
                 .env("PYTHONUNBUFFERED", "1");
             for (k, v) in env {
