@@ -7,6 +7,7 @@
 //! cargo bench --bench load -- --quick           # smaller sizes, for a smoke run
 //! cargo bench --bench load -- --servers ours,nginx --small 40000   # a subset, more small files
 //! cargo bench --bench load -- --small-only --download-rounds 10    # (d) reads every file 10 times
+//! DLREPO_LOG_LEVEL=INFO cargo bench --bench load -- --servers ours --small-only   # with the access log
 //! ```
 //!
 //! Scenarios: (a) 4 × 512 MiB uploads, one at a time; (b) 20 000 × 4 KiB
@@ -176,7 +177,11 @@ impl Server {
             .env("DLREPO_ACLS_DIR", base.join("acls"))
             .env("DLREPO_AUTH_FILE", base.join("auth"))
             .env("DLREPO_LOG_OUTPUT", "console")
-            .env("DLREPO_LOG_LEVEL", "WARNING")
+            // DLREPO_LOG_LEVEL=INFO measures the access log's cost.
+            .env(
+                "DLREPO_LOG_LEVEL",
+                std::env::var("DLREPO_LOG_LEVEL").unwrap_or_else(|_| "WARNING".into()),
+            )
             .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
             .env(
                 "DLREPO_FSYNC",
