@@ -106,6 +106,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         pages: dlrepo::http::pages::Pages::new(cfg.templates_dir.clone()),
         cli_script: dlrepo::http::load_cli(cfg.cli_path.as_deref(), cfg.public_url.as_deref()),
         started: Instant::now(),
+        metrics: Default::default(),
     });
     // Handlers first: once "Running on" is logged, a signal must not kill us.
     spawn_signal_handlers(cleanup.clone(), auth, ctx.clone());

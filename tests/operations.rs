@@ -213,3 +213,103 @@ fn json_logs_are_one_object_per_line_with_the_request_fields() {
         .unwrap();
     assert_eq!(get["bytes_out"], 5);
 }
+
+/// A strict reading of the OpenMetrics text: every sample belongs to a
+/// family declared by `# TYPE`, values are numbers, `# EOF` ends it.
+fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut families = std::collections::HashSet::new();
+    let mut samples = std::collections::HashMap::new();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "{text}");
+    for l in &lines[..lines.len() - 1] {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{l}");
+            families.insert(name.to_string());
+        } else if l.starts_with("# HELP ") {
+        } else {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample {l:?}"));
+            let v: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            let name = series.split('{').next().unwrap();
+            let family = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            assert!(families.contains(family), "{name} has no # TYPE: {l}");
+            if let Some(labels) = series.strip_prefix(name) {
+                if !labels.is_empty() {
+                    assert!(labels.starts_with('{') && labels.ends_with('}'), "{l}");
+                }
+            }
+            assert!(samples.insert(series.to_string(), v).is_none(), "{series} twice");
+        }
+    }
+    samples
+}
+
+#[test]
+fn metrics_count_uploads_and_downloads_by_the_right_amounts() {
+    let s = Server::start();
+    let scrape = || {
+        let r = s.get("/metrics");
+        r.expect(200);
+        assert!(r
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text"));
+        parse_metrics(&r.text())
+    };
+    let before = scrape();
+    let v = |m: &std::collections::HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let body = b"hello";
+    s.put_file("/branches/b/t/j/f/a.txt", body).expect(201);
+    let d = sha256_digest(body);
+    s.req("PUT", "/branches/b/t/j/f/copy.txt")
+        .header("Digest", &d)
+        .header("X-Dlrepo-Link", &d)
+        .send()
+        .expect(201);
+    s.get("/branches/b/t/j/f/a.txt").expect(200);
+    s.get("/branches/nope/").expect(404);
+    let after = scrape();
+    let delta = |k: &str| v(&after, k) - v(&before, k);
+    assert_eq!(
+        delta(r#"dlrepo_http_requests_total{method="PUT",route="artifact",status="2xx"}"#),
+        2.0
+    );
+    assert_eq!(
+        delta(r#"dlrepo_http_requests_total{method="GET",route="artifact",status="2xx"}"#),
+        1.0
+    );
+    assert_eq!(
+        delta(r#"dlrepo_http_requests_total{method="GET",route="branch",status="4xx"}"#),
+        1.0
+    );
+    // The first scrape counts too, once it has been answered.
+    assert_eq!(
+        delta(r#"dlrepo_http_requests_total{method="GET",route="operations",status="2xx"}"#),
+        1.0
+    );
+    assert_eq!(delta(r#"dlrepo_uploads_total{result="stored"}"#), 1.0);
+    assert_eq!(delta(r#"dlrepo_uploads_total{result="linked"}"#), 1.0);
+    assert_eq!(delta("dlrepo_http_request_bytes_total"), 5.0);
+    assert_eq!(delta("dlrepo_upload_duration_seconds_count"), 2.0);
+    assert_eq!(delta("dlrepo_download_duration_seconds_count"), 1.0);
+    assert_eq!(v(&after, r#"dlrepo_download_duration_seconds_bucket{le="+Inf"}"#), 1.0);
+    assert!(delta("dlrepo_download_duration_seconds_sum") > 0.0);
+    assert!(v(&after, "dlrepo_root_free_bytes") > 0.0);
+    assert_eq!(v(&after, "dlrepo_cleanup_runs_total"), 1.0, "the startup run");
+}
+
+#[test]
+fn metrics_follow_the_acls() {
+    let (s, _etc) = with_auth();
+    s.get("/metrics").expect(401);
+    let get = |who: (&str, &str)| {
+        s.req("GET", "/metrics")
+            .header("Authorization", &basic(who.0, who.1))
+            .send()
+    };
+    get(("user", "u")).expect(401);
+    get(("reader", "r")).expect(200);
+}

@@ -28,6 +28,9 @@ pub struct Line<'a> {
     pub started: Instant,
     /// One JSON object of fields rather than a text line.
     pub json: bool,
+    pub metrics: &'a super::metrics::Metrics,
+    /// The kind of route ([`super::metrics::route_kind`]).
+    pub route: usize,
 }
 
 impl Line<'_> {
@@ -41,13 +44,11 @@ impl Line<'_> {
             .unwrap_or(self.peer)
     }
 
+    /// Counts the request, then logs it if the line is wanted.
     pub fn log(&self, resp: &Response<Body>, enabled: bool) {
         self.original(resp);
-        // Nothing is formatted unless the line is wanted.
-        if !enabled || !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-            return;
-        }
-        let micros = self.started.elapsed().as_micros() as u64;
+        let took = self.started.elapsed();
+        let micros = took.as_micros() as u64;
         let note = resp.extensions().get::<AccessNote>().copied();
         let received = note.map(|n| n.received).unwrap_or_else(|| {
             self.parts
@@ -65,6 +66,19 @@ impl Line<'_> {
                 .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                 .or_else(|| hyper::body::Body::size_hint(resp.body()).exact())
         };
+        self.metrics.observe(&super::metrics::Observed {
+            method: &self.parts.method,
+            route: self.route,
+            status: resp.status().as_u16(),
+            bytes_in: received,
+            bytes_out: sent,
+            upload: note.map(|n| n.upload),
+            took,
+        });
+        // Nothing is formatted unless the line is wanted.
+        if !enabled || !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+            return;
+        }
         let user = match self.access.and_then(|a| a.identity.as_ref()) {
             Some(id) => id.login.clone().unwrap_or_else(|| "-".into()),
             None => "-".into(),

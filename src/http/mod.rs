@@ -15,6 +15,7 @@ mod home;
 mod job;
 mod jsonbody;
 mod locate;
+pub mod metrics;
 mod ops;
 pub mod pages;
 mod products;
@@ -53,6 +54,8 @@ pub struct Ctx {
     pub cli_script: Option<static_files::CliFile>,
     /// When the server started (`/health`'s uptime).
     pub started: std::time::Instant,
+    /// The counters `/metrics` reports.
+    pub metrics: metrics::Metrics,
 }
 
 /// A request after routing: the parts, the decoded path and the body.
@@ -148,12 +151,14 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Response<Body> {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
-    let line = |parts, access| access_log::Line {
+    let line = |parts, access, route| access_log::Line {
         parts,
         access,
         peer,
         started,
         json: ctx.cfg.log_json,
+        metrics: &ctx.metrics,
+        route,
     };
     let raw = parts.uri.path();
     // A path that is not UTF-8 once decoded names nothing; it is still
@@ -167,11 +172,18 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
             false,
         ),
     };
+    // Routing is pure; done first so every answer is counted by its route.
+    let route = if decodable {
+        route::route(&path)
+    } else {
+        Route::NotFound
+    };
+    let kind = metrics::route_kind(&route);
     // aiohttp's parser rejects method tokens it does not know, before
     // anything else looks at the request.
     if !KNOWN_METHODS.contains(&parts.method) {
         let resp = HttpError::bad_request("Bad Request").into_response();
-        line(&parts, None).log(&resp, ctx.cfg.access_log);
+        line(&parts, None, kind).log(&resp, ctx.cfg.access_log);
         return with_server_header(resp);
     }
     // Authentication comes before routing: a refusal is a 401 even for
@@ -184,7 +196,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
                 Refusal::BadRequest(reason) => HttpError::BadRequest(reason),
             };
             let resp = err.into_response();
-            line(&parts, None).log(&resp, ctx.cfg.access_log);
+            line(&parts, None, kind).log(&resp, ctx.cfg.access_log);
             return with_server_header(resp);
         }
     };
@@ -195,11 +207,6 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         access,
         body_timeout: std::time::Duration::from_secs(ctx.cfg.body_timeout.max(1)),
     };
-    let route = if decodable {
-        route::route(&req.path)
-    } else {
-        Route::NotFound
-    };
     let read_only_allow = route.read_only_allow();
     let resp = match dispatch(&ctx, &mut req, route).await {
         Ok(r) => r,
@@ -207,7 +214,7 @@ pub async fn handle(ctx: Rc<Ctx>, req: Request<Incoming>, peer: &str) -> Respons
         Err(HttpError::ReadOnly) => HttpError::MethodNotAllowed(read_only_allow.into()).into_response(),
         Err(e) => e.into_response(),
     };
-    line(&req.parts, Some(&req.access)).log(&resp, ctx.cfg.access_log);
+    line(&req.parts, Some(&req.access), kind).log(&resp, ctx.cfg.access_log);
     with_server_header(resp)
 }
 
@@ -259,6 +266,7 @@ async fn dispatch(ctx: &Rc<Ctx>, req: &mut Req, route: Route) -> HttpResult<Resp
         GetCli => static_files::get_cli(ctx, req),
         GetHealth => ops::get_health(ctx, req).await,
         GetCleanup => ops::get_cleanup(ctx),
+        GetMetrics => metrics::get_metrics(ctx).await,
         RunCleanup => ops::run_cleanup(ctx),
         GetStatic(file) => static_files::get_static(ctx, req, &file).await,
         ListBranches(a) => branches::list_branches(ctx, req, &a).await,

@@ -107,6 +107,7 @@ pub enum Route {
     Cli,
     Health,
     Cleanup,
+    Metrics,
     Static(String),
     Branches(RepoAddr),
     Branch(BranchAddr),
@@ -133,6 +134,7 @@ pub enum Endpoint {
     GetUserHome(UserHomeAddr),
     GetCli,
     GetHealth,
+    GetMetrics,
     GetCleanup,
     RunCleanup,
     GetStatic(String),
@@ -219,6 +221,7 @@ mod table {
     pub const USER_HOME: Table<UserHomeAddr> = &[(Verb::Get, GetUserHome)];
     pub const CLI: Table<()> = &[(Verb::Get, |()| GetCli), (Verb::Head, |()| GetCli)];
     pub const HEALTH: Table<()> = &[(Verb::Get, |()| GetHealth), (Verb::Head, |()| GetHealth)];
+    pub const METRICS: Table<()> = &[(Verb::Get, |()| GetMetrics)];
     pub const CLEANUP: Table<()> = &[(Verb::Get, |()| GetCleanup), (Verb::Post, |()| RunCleanup)];
     pub const STATIC: Table<String> = &[(Verb::Get, GetStatic), (Verb::Head, GetStatic)];
     pub const BRANCHES: Table<RepoAddr> = &[(Verb::Get, ListBranches)];
@@ -278,6 +281,7 @@ impl Route {
             Route::Cli => pick(CLI, v, ()),
             Route::Health => pick(HEALTH, v, ()),
             Route::Cleanup => pick(CLEANUP, v, ()),
+            Route::Metrics => pick(METRICS, v, ()),
             Route::Static(f) => pick(STATIC, v, f),
             Route::Branches(a) => pick(BRANCHES, v, a),
             Route::Branch(a) => pick(BRANCH, v, a),
@@ -343,6 +347,7 @@ pub fn route(path: &str) -> Route {
         "/cli" => return Route::Cli,
         "/health" => return Route::Health,
         "/cleanup" => return Route::Cleanup,
+        "/metrics" => return Route::Metrics,
         _ => {}
     }
     if let Some(file) = path.strip_prefix("/static/") {
