@@ -538,3 +538,49 @@ fn completions_and_the_manual_page_come_from_the_same_definitions() {
     let v = c.ours(&["--version"]);
     assert_eq!(v.stdout, format!("dlrepo-cli {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn release_publishes_to_a_mirror_and_status_follows_it_with_either_client() {
+    let mirror = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let auth = tmp.path().join("publish.auth");
+    std::fs::write(&auth, "publisher:secret").unwrap();
+    let src = Server::start_with(&[
+        ("DLREPO_PUBLISH_URL", &format!("http://127.0.0.1:{}", mirror.port)),
+        ("DLREPO_PUBLISH_AUTH", auth.to_str().unwrap()),
+    ]);
+    let c = Clients::new(src.port);
+    let file = tmp.path().join("pkg.rpm");
+    std::fs::write(&file, "package").unwrap();
+    for tag in ["v1", "v2"] {
+        assert_eq!(
+            c.ours(&["-p", "/", "upload", "main", tag, "x86", "rpm", file.to_str().unwrap()])
+                .code,
+            0
+        );
+        assert_eq!(c.ours(&["-p", "/", "lock", "main", tag, "x86"]).code, 0);
+    }
+    // One tag released by each client: same (empty) output, same effect.
+    let theirs = c.python(&["-p", "/", "release", "main", "v1"]);
+    let ours = c.ours(&["-p", "/", "release", "main", "v2"]);
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.code, 0, "{ours:?}");
+    for tag in ["v1", "v2"] {
+        wait_until("the publish", || {
+            c.ours(&["-p", "/", "status", "main", tag])
+                .stdout
+                .contains("publish_status=published")
+        });
+        c.same(&["-p", "/", "status", "main", tag]);
+        mirror.get(&format!("/branches/main/{tag}/x86/rpm/pkg.rpm")).expect(200);
+    }
+    // Unreleasing goes the same way back.
+    assert_eq!(c.ours(&["-p", "/", "release", "-u", "main", "v2"]).code, 0);
+    wait_until("the unpublish", || {
+        c.ours(&["-p", "/", "status", "main", "v2"])
+            .stdout
+            .contains("released=False")
+            && mirror.get("/branches/main/v2/").status == 404
+    });
+    c.same(&["-p", "/", "status", "main", "v2"]);
+}

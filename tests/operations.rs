@@ -123,13 +123,8 @@ fn post_cleanup_runs_a_full_cleanup_as_sigusr1_does() {
     assert_eq!(r.header("allow"), Some("GET,POST"));
 }
 
-fn access_lines(log: &str) -> Vec<&str> {
-    log.lines().filter(|l| l.starts_with("INFO: [")).collect()
-}
-
-#[test]
-fn the_access_log_has_one_line_per_request_saying_what_an_upload_did() {
-    let s = Server::start_with(&[("DLREPO_ACCESS_LOG", "1"), ("DLREPO_LOG_LEVEL", "INFO")]);
+/// A 5-byte upload, a link-only upload of the same content, a download.
+fn upload_link_download(s: &Server) {
     let body = b"hello";
     s.put_file("/branches/b/t/j/f/a.txt", body).expect(201);
     let d = sha256_digest(body);
@@ -139,6 +134,16 @@ fn the_access_log_has_one_line_per_request_saying_what_an_upload_did() {
         .send()
         .expect(201);
     s.get("/branches/b/t/j/f/a.txt").expect(200);
+}
+
+fn access_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.starts_with("INFO: [")).collect()
+}
+
+#[test]
+fn the_access_log_has_one_line_per_request_saying_what_an_upload_did() {
+    let s = Server::start_with(&[("DLREPO_ACCESS_LOG", "1"), ("DLREPO_LOG_LEVEL", "INFO")]);
+    upload_link_download(&s);
     s.get("/nope").expect(404);
     let log = s.log();
     let lines = access_lines(&log);
@@ -261,15 +266,7 @@ fn metrics_count_uploads_and_downloads_by_the_right_amounts() {
     };
     let before = scrape();
     let v = |m: &std::collections::HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
-    let body = b"hello";
-    s.put_file("/branches/b/t/j/f/a.txt", body).expect(201);
-    let d = sha256_digest(body);
-    s.req("PUT", "/branches/b/t/j/f/copy.txt")
-        .header("Digest", &d)
-        .header("X-Dlrepo-Link", &d)
-        .send()
-        .expect(201);
-    s.get("/branches/b/t/j/f/a.txt").expect(200);
+    upload_link_download(&s);
     s.get("/branches/nope/").expect(404);
     let after = scrape();
     let delta = |k: &str| v(&after, k) - v(&before, k);

@@ -47,20 +47,60 @@ fn write_object(out: &mut String, map: &serde_json::Map<String, Value>, sort: bo
     out.push('}');
 }
 
+fn write_number(out: &mut String, n: &serde_json::Number) {
+    if let Some(i) = n.as_i64() {
+        out.push_str(&i.to_string());
+    } else if let Some(u) = n.as_u64() {
+        out.push_str(&u.to_string());
+    } else if let Some(f) = n.as_f64() {
+        out.push_str(&float_repr(f));
+    }
+}
+
+/// `json.dumps(v, indent=2)`: an item per line, keys in their order.
+pub fn dumps_indented(v: &Value) -> String {
+    let mut out = String::new();
+    write_indented(&mut out, v, 0);
+    out
+}
+
+fn write_indented(out: &mut String, v: &Value, level: usize) {
+    let pad = |out: &mut String, n: usize| out.extend(std::iter::repeat_n("  ", n));
+    match v {
+        Value::Array(a) if !a.is_empty() => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                out.push_str(if i == 0 { "\n" } else { ",\n" });
+                pad(out, level + 1);
+                write_indented(out, x, level + 1);
+            }
+            out.push('\n');
+            pad(out, level);
+            out.push(']');
+        }
+        Value::Object(o) if !o.is_empty() => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                out.push_str(if i == 0 { "\n" } else { ",\n" });
+                pad(out, level + 1);
+                write_str(out, k);
+                out.push_str(": ");
+                write_indented(out, x, level + 1);
+            }
+            out.push('\n');
+            pad(out, level);
+            out.push('}');
+        }
+        other => write_value(out, other, false),
+    }
+}
+
 fn write_value(out: &mut String, v: &Value, sort: bool) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.push_str(&i.to_string());
-            } else if let Some(u) = n.as_u64() {
-                out.push_str(&u.to_string());
-            } else if let Some(f) = n.as_f64() {
-                out.push_str(&float_repr(f));
-            }
-        }
+        Value::Number(n) => write_number(out, n),
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push('[');

@@ -290,22 +290,9 @@ impl Download<'_> {
         let mut resumes = 0;
         let mut buf = vec![0u8; BLOCK];
         loop {
-            match reader.read(&mut buf) {
+            let broken = match reader.read(&mut buf) {
                 Ok(0) if size.is_none_or(|s| written >= s) => break,
-                Ok(0) => {
-                    // The connection ended early: resume below.
-                    self.resume(
-                        &url,
-                        &mut reader,
-                        &mut file,
-                        &mut hasher,
-                        &mut written,
-                        &mut resumes,
-                        &t,
-                        &new_hasher,
-                        "the connection closed early",
-                    )?;
-                }
+                Ok(0) => "the connection closed early".to_string(),
                 Ok(n) => {
                     file.write_all(&buf[..n])?;
                     if let Some(h) = &mut hasher {
@@ -313,22 +300,22 @@ impl Download<'_> {
                     }
                     written += n as u64;
                     t.add(n);
+                    continue;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.resume(
-                        &url,
-                        &mut reader,
-                        &mut file,
-                        &mut hasher,
-                        &mut written,
-                        &mut resumes,
-                        &t,
-                        &new_hasher,
-                        &e.to_string(),
-                    )?;
-                }
-            }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => e.to_string(),
+            };
+            self.resume(
+                &url,
+                &mut reader,
+                &mut file,
+                &mut hasher,
+                &mut written,
+                &mut resumes,
+                &t,
+                &new_hasher,
+                &broken,
+            )?;
         }
         file.flush()?;
         drop(file);
