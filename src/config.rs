@@ -23,6 +23,9 @@ pub struct Config {
     pub log_json: bool,
     /// The INFO line per request (`DLREPO_ACCESS_LOG`, default on).
     pub access_log: bool,
+    /// A loopback address serving `/metrics` and `/health` without
+    /// authentication (`DLREPO_METRICS_ADDRESS`).
+    pub metrics_address: Option<std::net::SocketAddr>,
     pub post_process_cmd: Option<String>,
     pub post_process_filter: Option<Regex>,
     pub internal_format_filter: Option<Regex>,
@@ -198,6 +201,21 @@ impl Config {
             Some("0") => false,
             Some(v) => return Err(ConfigError(format!("DLREPO_ACCESS_LOG: expected 0 or 1, got {v:?}"))),
         };
+        let metrics_address = match env.string("DLREPO_METRICS_ADDRESS") {
+            None => None,
+            Some(a) => {
+                let addr: std::net::SocketAddr = a
+                    .parse()
+                    .map_err(|_| ConfigError(format!("DLREPO_METRICS_ADDRESS: expected IP:PORT, got {a:?}")))?;
+                // Nothing asks who is calling there: only this host may.
+                if !addr.ip().is_loopback() {
+                    return Err(ConfigError(format!(
+                        "DLREPO_METRICS_ADDRESS: {a} is not a loopback address; the metrics listener has no authentication"
+                    )));
+                }
+                Some(addr)
+            }
+        };
         let chunk_size: usize = env.int("DLREPO_CHUNK_SIZE", 262_144)?;
         if chunk_size == 0 {
             return Err(ConfigError("DLREPO_CHUNK_SIZE: must be positive".into()));
@@ -220,6 +238,7 @@ impl Config {
             log_output,
             log_json,
             access_log,
+            metrics_address,
             post_process_cmd: env.string("DLREPO_POST_PROCESS_CMD"),
             post_process_filter: env.regex("DLREPO_POST_PROCESS_FILTER")?,
             internal_format_filter: env.regex("DLREPO_INTERNAL_FORMAT_FILTER")?,

@@ -133,6 +133,18 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     // Runs a stop or a crash interrupted go on.
     publisher.resume().await;
 
+    if let Some(addr) = cfg.metrics_address {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(target: logging::NOTICE, "metrics on http://{addr}/metrics");
+                tokio_uring::spawn(server::serve_metrics(l, ctx.clone()));
+            }
+            Err(e) => {
+                eprintln!("dlrepo: DLREPO_METRICS_ADDRESS: cannot listen on {addr}: {e}");
+                return 1;
+            }
+        }
+    }
     let inflight = InFlight::new(ctx.store.requests_in_flight.clone());
     let store = ctx.store.clone();
     server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;

@@ -310,3 +310,59 @@ fn metrics_follow_the_acls() {
     get(("user", "u")).expect(401);
     get(("reader", "r")).expect(200);
 }
+
+#[test]
+fn the_metrics_listener_answers_without_credentials_and_only_metrics_and_health() {
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::write(etc.path().join("auth"), AUTH).unwrap();
+    let acls = etc.path().join("acls");
+    std::fs::create_dir_all(&acls).unwrap();
+    std::fs::write(acls.join("admins"), "rw /**\n").unwrap();
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let s = Server::start_with(&[
+        ("DLREPO_AUTH_DISABLED", "0"),
+        ("DLREPO_AUTH_FILE", etc.path().join("auth").to_str().unwrap()),
+        ("DLREPO_ACLS_DIR", acls.to_str().unwrap()),
+        ("DLREPO_METRICS_ADDRESS", &maddr),
+    ]);
+    wait_for_port("the metrics listener", mport);
+    let on_metrics = |method: &str, path: &str| {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", mport)).unwrap();
+        use std::io::{Read, Write};
+        write!(c, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    let m = on_metrics("GET", "/metrics");
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    assert!(
+        m.contains("dlrepo_http_requests") && m.trim_end().ends_with("# EOF"),
+        "{m}"
+    );
+    assert!(on_metrics("GET", "/health").starts_with("HTTP/1.1 200"));
+    // Nothing else is reachable there, and the main port still asks who calls.
+    assert!(on_metrics("GET", "/branches/").starts_with("HTTP/1.1 404"));
+    assert!(on_metrics("POST", "/metrics").starts_with("HTTP/1.1 405"));
+    s.get("/metrics").expect(401);
+}
+
+#[test]
+fn a_metrics_address_off_the_loopback_is_refused_at_startup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dlrepo"))
+        .env_clear()
+        .env("DLREPO_ROOT_DIR", tmp.path())
+        .env("DLREPO_LOG_OUTPUT", "console")
+        .env("DLREPO_LISTEN_PORT", free_port().to_string())
+        .env("DLREPO_METRICS_ADDRESS", "0.0.0.0:9100")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DLREPO_METRICS_ADDRESS") && err.contains("loopback"),
+        "{err}"
+    );
+}

@@ -10,6 +10,14 @@ use crate::cleanup::{RunKind, Trigger};
 
 /// 200 while the root takes writes, 503 when it does not (full, read-only).
 pub async fn get_health(ctx: &Ctx, req: &Req) -> HttpResult<Response<Body>> {
+    let mut r = health(ctx).await?;
+    if *req.method() == hyper::Method::HEAD {
+        *r.body_mut() = Body::empty();
+    }
+    Ok(r)
+}
+
+async fn health(ctx: &Ctx) -> HttpResult<Response<Body>> {
     let h = ctx.store.health().await;
     let body = json!({
         "status": if h.writable { "ok" } else { "unavailable" },
@@ -24,10 +32,18 @@ pub async fn get_health(ctx: &Ctx, req: &Req) -> HttpResult<Response<Body>> {
     if !h.writable {
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
     }
-    if *req.method() == hyper::Method::HEAD {
-        *r.body_mut() = Body::empty();
-    }
     Ok(r)
+}
+
+/// An answer of the metrics listener, where nobody is authenticated.
+pub async fn metrics_listener(ctx: &Ctx, req: &hyper::Request<hyper::body::Incoming>) -> Response<Body> {
+    let res = match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => super::metrics::get_metrics(ctx).await,
+        (&hyper::Method::GET, "/health") => health(ctx).await,
+        (_, "/metrics" | "/health") => Err(super::HttpError::MethodNotAllowed("GET".into())),
+        _ => Err(super::HttpError::NotFound),
+    };
+    super::with_server_header(res.unwrap_or_else(|e| e.into_response()))
 }
 
 /// What `<root>/.dlrepo-rs/cleanup.json` holds, live.

@@ -195,6 +195,33 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
     });
 }
 
+/// The metrics listener (`DLREPO_METRICS_ADDRESS`): `/metrics` and
+/// `/health` without authentication, 404 for anything else. It is bound
+/// to a loopback address only (checked with the settings).
+pub async fn serve_metrics(listener: TcpListener, ctx: Rc<Ctx>) {
+    loop {
+        let Ok((s, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let ctx = ctx.clone();
+        let header_timeout = ctx.cfg.header_timeout.max(1);
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(super::ops::metrics_listener(&ctx, &req).await) }
+        });
+        tokio_uring::spawn(async move {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(header_timeout))
+                .serve_connection(BatchIo::new(s), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!("metrics connection ended: {e}");
+            }
+        });
+    }
+}
+
 /// Serves a connection; once the server stops, lets it finish the answer in
 /// progress (hyper closes an idle one at once) instead of cutting it.
 async fn run_conn<I, S>(
