@@ -97,6 +97,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     store.spawn_session_expiry();
     let publisher = Publisher::new(store.clone(), cfg.clone());
     let cleanup = Scheduler::new(store.clone(), publisher.clone());
+    let inflight = InFlight::new(store.requests_in_flight.clone());
     let ctx = Rc::new(Ctx {
         auth: auth.clone(),
         store,
@@ -107,6 +108,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         cli_script: dlrepo::http::load_cli(cfg.cli_path.as_deref(), cfg.public_url.as_deref()),
         started: Instant::now(),
         metrics: Default::default(),
+        connections: inflight.connections(),
     });
     // Handlers first: once "Running on" is logged, a signal must not kill us.
     spawn_signal_handlers(cleanup.clone(), auth, ctx.clone());
@@ -145,7 +147,6 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
             }
         }
     }
-    let inflight = InFlight::new(ctx.store.requests_in_flight.clone());
     let store = ctx.store.clone();
     server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
     inflight.stop();

@@ -296,6 +296,10 @@ fn metrics_count_uploads_and_downloads_by_the_right_amounts() {
     assert!(delta("dlrepo_download_duration_seconds_sum") > 0.0);
     assert!(v(&after, "dlrepo_root_free_bytes") > 0.0);
     assert_eq!(v(&after, "dlrepo_cleanup_runs_total"), 1.0, "the startup run");
+    // The scrape's own connection is open while it is answered.
+    assert!(v(&after, "dlrepo_open_connections") >= 1.0);
+    assert_eq!(v(&after, "dlrepo_staging_uploads"), 0.0);
+    assert!(after.contains_key("dlrepo_digests_journal_backlog"));
 }
 
 #[test]

@@ -290,6 +290,21 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
             ctx.store.requests_in_flight.get() as i64,
         ),
         (
+            "dlrepo_open_connections",
+            "Client connections open, idle ones included",
+            ctx.connections.get() as i64,
+        ),
+        (
+            "dlrepo_staging_uploads",
+            "Upload bodies being received into staging files",
+            ctx.store.staging_in_flight() as i64,
+        ),
+        (
+            "dlrepo_digests_journal_backlog",
+            "Formats whose .digests file still waits for the journal's write-back",
+            ctx.store.unflushed_indexes() as i64,
+        ),
+        (
             "dlrepo_root_free_bytes",
             "Bytes free on the root's file system (-1: unknown)",
             free,

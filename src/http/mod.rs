@@ -56,6 +56,8 @@ pub struct Ctx {
     pub started: std::time::Instant,
     /// The counters `/metrics` reports.
     pub metrics: metrics::Metrics,
+    /// Open connections (the server's count, for `/metrics`).
+    pub connections: Rc<std::cell::Cell<usize>>,
 }
 
 /// A request after routing: the parts, the decoded path and the body.

@@ -103,6 +103,11 @@ impl InFlight {
         self.stopping.send_replace(true);
     }
 
+    /// The open connections' counter (`/metrics`).
+    pub fn connections(&self) -> Rc<Cell<usize>> {
+        self.conns.clone()
+    }
+
     /// Requests being handled plus connections still open.
     pub fn count(&self) -> usize {
         self.requests.get() + self.conns.get()

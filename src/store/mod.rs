@@ -200,6 +200,17 @@ impl Store {
         self.pins.watch(path)
     }
 
+    /// Staging files being written (`/metrics`).
+    pub fn staging_in_flight(&self) -> usize {
+        self.active_uploads.borrow().len()
+    }
+
+    /// Formats whose `.digests` is not yet rewritten from the journal
+    /// (`/metrics`).
+    pub fn unflushed_indexes(&self) -> usize {
+        self.unflushed.borrow().len()
+    }
+
     /// Whether a request is writing the staging file `.uploads/<name>`.
     pub fn upload_in_use(&self, name: &str) -> bool {
         self.active_uploads.borrow().contains(name)
