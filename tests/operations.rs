@@ -295,7 +295,11 @@ fn metrics_count_uploads_and_downloads_by_the_right_amounts() {
     assert_eq!(v(&after, r#"dlrepo_download_duration_seconds_bucket{le="+Inf"}"#), 1.0);
     assert!(delta("dlrepo_download_duration_seconds_sum") > 0.0);
     assert!(v(&after, "dlrepo_root_free_bytes") > 0.0);
-    assert_eq!(v(&after, "dlrepo_cleanup_runs_total"), 1.0, "the startup run");
+    assert_eq!(
+        v(&after, r#"dlrepo_cleanup_runs_total{kind="full",trigger="startup"}"#),
+        1.0,
+        "the startup run"
+    );
     // The scrape's own connection is open while it is answered.
     assert!(v(&after, "dlrepo_open_connections") >= 1.0);
     assert_eq!(v(&after, "dlrepo_staging_uploads"), 0.0);

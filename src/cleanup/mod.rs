@@ -66,6 +66,8 @@ pub struct RunReport {
 #[derive(Debug, Clone, Default)]
 struct Totals {
     runs: u64,
+    /// Runs by (kind, trigger), for `/metrics`.
+    by_cause: Vec<(&'static str, &'static str, u64)>,
     tags_deleted: u64,
     blobs_removed: u64,
     bytes_reclaimed: u64,
@@ -178,6 +180,14 @@ impl Scheduler {
         {
             let mut t = self.totals.borrow_mut();
             t.runs += 1;
+            let (kind, trigger) = (
+                r.kind.map(kind_name).unwrap_or("-"),
+                r.trigger.map(Trigger::name).unwrap_or("-"),
+            );
+            match t.by_cause.iter_mut().find(|(k, g, _)| *k == kind && *g == trigger) {
+                Some(c) => c.2 += 1,
+                None => t.by_cause.push((kind, trigger, 1)),
+            }
             t.tags_deleted += r.tags_deleted;
             t.blobs_removed += r.blobs_removed;
             t.bytes_reclaimed += r.bytes_reclaimed;
@@ -186,6 +196,11 @@ impl Scheduler {
         if let Err(e) = self.write_status().await {
             tracing::warn!("cannot write the cleanup status: {e}");
         }
+    }
+
+    /// Finished runs by kind and trigger.
+    pub fn runs_by_cause(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.totals.borrow().by_cause.clone()
     }
 
     /// The operator's view: `<root>/.dlrepo-rs/cleanup.json`.

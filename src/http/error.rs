@@ -41,8 +41,6 @@ pub enum HttpError {
     InsufficientStorage,
     /// 500 without details; the cause has been logged.
     Internal,
-    /// 501: a feature this server does not have yet.
-    NotImplemented(&'static str),
     /// A registry error: its status, and its code and message in the
     /// registry's JSON form (docs/spec/http-api.md §9.2).
     Registry {
@@ -82,7 +80,6 @@ impl HttpError {
             HttpError::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             HttpError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             HttpError::Failed(_) | HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            HttpError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             HttpError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             HttpError::Registry { status, .. } => *status,
         }
@@ -100,7 +97,6 @@ impl HttpError {
             | HttpError::Failed(r) => Some(r.clone()),
             HttpError::BodyTimeout => Some("request body timed out".into()),
             HttpError::InsufficientStorage => Some("Insufficient Storage: the server's disk is full".into()),
-            HttpError::NotImplemented(what) => Some(format!("{what} is not implemented by this server yet")),
             _ => None,
         }
     }

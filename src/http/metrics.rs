@@ -160,6 +160,7 @@ struct Snapshot {
     requests: Vec<([(&'static str, &'static str); 3], u64)>,
     counters: Vec<(&'static str, &'static str, u64)>,
     uploads: [([(&'static str, &'static str); 1], u64); 2],
+    cleanup_runs: Vec<([(&'static str, &'static str); 2], u64)>,
     gauges: Vec<(&'static str, &'static str, i64)>,
     histograms: Vec<(&'static str, &'static str, HistSnap)>,
 }
@@ -188,6 +189,15 @@ impl Collector for Snapshot {
             MetricType::Counter,
         )?;
         for (labels, v) in &self.uploads {
+            ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "dlrepo_cleanup_runs",
+            "Cleanup runs finished since startup, by kind and trigger",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, v) in &self.cleanup_runs {
             ConstCounter::new(*v).encode(m.encode_family(labels)?)?;
         }
         for (name, help, v) in &self.counters {
@@ -236,11 +246,6 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
             "dlrepo_http_response_bytes",
             "Bytes of answer bodies of known length",
             mx.bytes_out.get(),
-        ),
-        (
-            "dlrepo_cleanup_runs",
-            "Cleanup runs finished since startup",
-            num(&totals["runs"]),
         ),
         (
             "dlrepo_cleanup_tags_deleted",
@@ -327,6 +332,12 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
         requests,
         counters,
         uploads,
+        cleanup_runs: ctx
+            .cleanup
+            .runs_by_cause()
+            .into_iter()
+            .map(|(k, t, n)| ([("kind", k), ("trigger", t)], n))
+            .collect(),
         gauges,
         histograms,
     }));
