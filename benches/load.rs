@@ -8,6 +8,7 @@
 //! cargo bench --bench load -- --servers ours,nginx --small 40000   # a subset, more small files
 //! cargo bench --bench load -- --small-only --download-rounds 10    # (d) reads every file 10 times
 //! DLREPO_LOG_LEVEL=INFO cargo bench --bench load -- --servers ours --small-only   # with the access log
+//! cargo bench --bench load -- --no-pin          # server and load generator unpinned
 //! ```
 //!
 //! Scenarios: (a) 4 × 512 MiB uploads, one at a time; (b) 20 000 × 4 KiB
@@ -45,6 +46,17 @@ struct Opts {
     /// `--download-rounds K`: (d) reads every small file K times (default 1),
     /// for a measurement longer than a third of a second.
     download_rounds: usize,
+    /// Server on CPU 0, this load generator on CPU 1.
+    pin: bool,
+}
+
+const SERVER_CPU: usize = 0;
+const LOAD_CPU: usize = 1;
+
+fn pin_to(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }
 
 fn parse_opts() -> Opts {
@@ -89,6 +101,12 @@ fn parse_opts() -> Opts {
         peers: !args.iter().any(|a| a == "--no-peers"),
         servers,
         small_only: args.iter().any(|a| a == "--small-only"),
+        // Both sides on one core each, so the server's cost shows; the
+        // server's io-wq workers are its threads and stay on its core.
+        pin: !args.iter().any(|a| a == "--no-pin")
+            && std::thread::available_parallelism()
+                .map(|n| n.get() >= 2)
+                .unwrap_or(false),
         download_rounds: rounds,
     }
 }
@@ -131,6 +149,8 @@ impl Kind {
 }
 
 struct Server {
+    /// [`Server::cpu_seconds`] when the scenario began.
+    cpu_mark: Mutex<f64>,
     kind: Kind,
     child: Child,
     port: u16,
@@ -138,7 +158,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(kind: Kind, base: &Path, venv: &Path) -> Server {
+    fn start(kind: Kind, base: &Path, venv: &Path, pin: bool) -> Server {
         let root = base.join(format!("root-{}", kind.label().replace([' ', '='], "-")));
         // For the authenticated run: one user whose group may do everything.
         let _ = std::fs::create_dir_all(base.join("acls"));
@@ -190,6 +210,13 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if pin {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only an async-signal-safe system call between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| pin_to(SERVER_CPU).map_err(std::io::Error::from));
+            }
+        }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", kind.label()));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -197,6 +224,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         Server {
+            cpu_mark: Mutex::new(0.0),
             kind,
             child,
             port,
@@ -204,8 +232,40 @@ impl Server {
         }
     }
 
-    fn reset_peak_rss(&self) {
+    /// Resets the peak RSS and notes the CPU time used so far.
+    fn begin_scenario(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+        *self.cpu_mark.lock().unwrap() = self.cpu_seconds();
+    }
+
+    /// User + system CPU of the server: its threads (io-wq workers
+    /// included) and its direct children (nginx's workers).
+    fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.id();
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        // Fields after the command's closing parenthesis: state is 3rd, ppid 4th, utime 14th, stime 15th.
+        let read = |p: &str| -> Option<(u32, f64)> {
+            let st = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let rest: Vec<&str> = st.rsplit_once(')')?.1.split_whitespace().collect();
+            let ppid = rest.get(1)?.parse().ok()?;
+            let u: f64 = rest.get(11)?.parse().ok()?;
+            let s: f64 = rest.get(12)?.parse().ok()?;
+            Some((ppid, (u + s) / tick))
+        };
+        let mut total = read(&pid.to_string()).map(|(_, c)| c).unwrap_or(0.0);
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for e in dir.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.bytes().all(|b| b.is_ascii_digit()) {
+                    if let Some((ppid, c)) = read(&name) {
+                        if ppid == pid {
+                            total += c;
+                        }
+                    }
+                }
+            }
+        }
+        total
     }
 
     fn peak_rss_mib(&self) -> f64 {
@@ -419,6 +479,11 @@ fn fill(buf: &mut [u8], seed: u64) {
 
 #[derive(Clone, Default)]
 struct Row {
+    /// Server CPU seconds spent in the scenario, and requests and MB per
+    /// server CPU-second.
+    cpu_s: f64,
+    req_per_cpu: Option<f64>,
+    mb_per_cpu: Option<f64>,
     server: String,
     scenario: &'static str,
     mb_s: Option<f64>,
@@ -439,7 +504,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 fn row(s: &Server, scenario: &'static str, bytes: u64, elapsed: Duration, mut lat: Vec<f64>) -> Row {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let secs = elapsed.as_secs_f64();
+    let cpu = (s.cpu_seconds() - *s.cpu_mark.lock().unwrap()).max(0.0);
+    // Ticks are 10 ms: a scenario shorter than a few ticks has no figure.
+    let per = |v: f64| (cpu >= 0.05).then(|| v / cpu);
+    let req_per_cpu = per(lat.len() as f64);
+    let mb_per_cpu = if bytes > 0 { per(bytes as f64 / 1e6) } else { None };
     Row {
+        cpu_s: cpu,
+        req_per_cpu,
+        mb_per_cpu,
         server: s.kind.label().into(),
         scenario,
         mb_s: if bytes > 0 {
@@ -524,7 +597,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     let dl = s.kind.is_dlrepo();
     if !o.small_only {
         // (a) large uploads, one at a time.
-        s.reset_peak_rss();
+        s.begin_scenario();
         let mut c = Conn::open(s.port);
         let t = Instant::now();
         let mut lat = Vec::new();
@@ -551,7 +624,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     }
 
     // (b) small distinct uploads at c=64.
-    s.reset_peak_rss();
+    s.begin_scenario();
     let t = Instant::now();
     let lat = parallel(s.port, o.conns, d.small.len(), |i, c| {
         let (st, _, _) = c.send(
@@ -573,7 +646,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
 
     // (c) link-only uploads of existing blobs.
     if dl {
-        s.reset_peak_rss();
+        s.begin_scenario();
         let t = Instant::now();
         let lat = parallel(s.port, o.conns, d.small.len(), |i, c| {
             let path = s.path(&format!("bench/link/j{}/f/{i}.bin", i % o.conns));
@@ -585,7 +658,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     }
 
     // (d) small downloads at c=64, every body compared.
-    s.reset_peak_rss();
+    s.begin_scenario();
     let t = Instant::now();
     let n = d.small.len() * o.download_rounds;
     let lat = parallel(s.port, o.conns, n, |k, c| {
@@ -627,7 +700,7 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
         s.kind.label()
     );
     drop(body);
-    s.reset_peak_rss();
+    s.begin_scenario();
     let t = Instant::now();
     let mut lat = Vec::new();
     for _ in 0..o.dl_repeat {
@@ -682,8 +755,10 @@ fn fdatasync_rate(dir: &Path) -> (f64, f64) {
 
 fn print_table(title: &str, rows: &[Row]) {
     println!("\n### {title}\n");
-    println!("| scenario | server | MB/s | req/s | p50 ms | p99 ms | peak RSS MiB | vs 0.44 | vs nginx |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| scenario | server | MB/s | req/s | server CPU s | req per server CPU-s | MB per server CPU-s | p50 ms | p99 ms | peak RSS MiB | vs 0.44 | vs nginx |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let peer = |name: &str| {
             rows.iter()
@@ -705,11 +780,14 @@ fn print_table(title: &str, rows: &[Row]) {
             ("".into(), "".into())
         };
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} |",
             r.scenario,
             r.server,
             r.mb_s.map(|m| format!("{m:.0}")).unwrap_or("-".into()),
             r.req_s,
+            r.cpu_s,
+            r.req_per_cpu.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
+            r.mb_per_cpu.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
             r.p50_ms,
             r.p99_ms,
             r.rss_mib,
@@ -721,6 +799,11 @@ fn print_table(title: &str, rows: &[Row]) {
 
 fn main() {
     let o = parse_opts();
+    if o.pin {
+        // Before any thread starts: they all inherit it.
+        pin_to(LOAD_CPU).expect("pin the load generator");
+        eprintln!("pinned: server on CPU {SERVER_CPU}, load generator on CPU {LOAD_CPU} (--no-pin to turn off)");
+    }
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44");
     if o.peers {
         let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/setup-peers.sh"))
@@ -752,7 +835,7 @@ fn main() {
         }
         for kind in kinds {
             eprintln!("{}: {} ...", dir.display(), kind.label());
-            let s = Server::start(kind, dir, &venv);
+            let s = Server::start(kind, dir, &venv, o.pin);
             run_server(&s, &o, &d, &mut rows);
         }
         rows.sort_by_key(|r| r.scenario);
