@@ -130,7 +130,7 @@ mod tests {
             m.blobs.iter().map(|d| d.hex.as_str()).collect::<Vec<_>>(),
             [HEX_A, HEX_B]
         );
-        let bytes = String::from_utf8(m.stored_bytes(&[100, 200])).unwrap();
+        let bytes = String::from_utf8(m.stored_bytes(&[100, 200])).expect("UTF-8");
         // Python's separators and escapes; the size keeps its place, or comes last.
         assert!(bytes.starts_with(r#"{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:aaaa"#));
         assert!(bytes.contains(&format!(r#""digest": "sha256:{HEX_A}", "size": 100}}"#)));

@@ -201,8 +201,8 @@ mod tests {
 
     #[test]
     fn job_params_are_word_equals_anything() {
-        assert_eq!(job_param("a_1=x=y").unwrap(), ("a_1".into(), "x=y".into()));
-        assert_eq!(job_param("a=").unwrap(), ("a".into(), String::new()));
+        assert_eq!(job_param("a_1=x=y").expect("valid"), ("a_1".into(), "x=y".into()));
+        assert_eq!(job_param("a=").expect("valid"), ("a".into(), String::new()));
         assert!(job_param("=x").is_err());
         assert!(job_param("a-b=x").is_err());
         assert!(job_param("ab").is_err());
@@ -210,11 +210,11 @@ mod tests {
 
     #[test]
     fn global_options_go_before_the_sub_command() {
-        let c = Cli::try_parse_from(["dlrepo-cli", "-v", "-p", "/", "branches"]).unwrap();
+        let c = Cli::try_parse_from(["dlrepo-cli", "-v", "-p", "/", "branches"]).expect("valid");
         assert!(c.verbose);
         assert!(Cli::try_parse_from(["dlrepo-cli", "branches", "-v"]).is_err());
         // Long options may be abbreviated, as argparse allows.
-        let c = Cli::try_parse_from(["dlrepo-cli", "--no-print", "branches"]).unwrap();
+        let c = Cli::try_parse_from(["dlrepo-cli", "--no-print", "branches"]).expect("valid");
         assert!(c.no_print_url);
     }
 }

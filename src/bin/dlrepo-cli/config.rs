@@ -162,8 +162,8 @@ mod tests {
     #[test]
     fn interpolation_follows_configparser() {
         let vars = HashMap::from([("user".to_string(), "bob".to_string())]);
-        assert_eq!(interpolate("/~%(user)s/", &vars, 0).unwrap(), "/~bob/");
-        assert_eq!(interpolate("100%%", &vars, 0).unwrap(), "100%");
+        assert_eq!(interpolate("/~%(user)s/", &vars, 0).expect("interpolates"), "/~bob/");
+        assert_eq!(interpolate("100%%", &vars, 0).expect("interpolates"), "100%");
         assert!(interpolate("%(nope)s", &vars, 0).is_err());
         assert!(interpolate("50%", &vars, 0).is_err());
     }
