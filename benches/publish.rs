@@ -14,10 +14,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{arg, pinned, start_dlrepo};
 
 struct Server {
     child: Child,
@@ -31,49 +34,8 @@ impl Drop for Server {
     }
 }
 
-fn pinned() -> bool {
-    std::thread::available_parallelism()
-        .map(|n| n.get() >= 2)
-        .unwrap_or(false)
-        && Command::new("taskset").arg("-V").output().is_ok()
-}
-
 fn start(root: &Path, cpu: &str, env: &[(&str, String)]) -> Server {
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(root).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = if pinned() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", cpu, env!("CARGO_BIN_EXE_dlrepo")]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
-    };
-    cmd.env_clear()
-        .env("DLREPO_ROOT_DIR", root)
-        .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
-        .env("DLREPO_LISTEN_PORT", port.to_string())
-        .env("DLREPO_AUTH_DISABLED", "1")
-        .env("DLREPO_LOG_LEVEL", "WARNING")
-        .env("DLREPO_FSYNC", "0")
-        .env("DLREPO_TAG_CLEANUP_PERIOD", "0");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dlrepo");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "dlrepo did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, port) = start_dlrepo(root, cpu, env);
     Server { child, port }
 }
 
@@ -260,13 +222,6 @@ fn run(dir: &Path, mirrors: usize, files: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| "/dev/shm/dlrepo-publish-bench".into()));
     let files: usize = arg("--files").and_then(|f| f.parse().ok()).unwrap_or(1000);
     println!("pinned (source on CPU 0, the rest on CPU 1): {}", pinned());

@@ -14,64 +14,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
-fn pinned() -> bool {
-    std::thread::available_parallelism()
-        .map(|n| n.get() >= 2)
-        .unwrap_or(false)
-        && Command::new("taskset").arg("-V").output().is_ok()
-}
-
-fn start(root: &Path) -> (Child, u16) {
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(root).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cmd = if pinned() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0", env!("CARGO_BIN_EXE_dlrepo")]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
-    };
-    let child = cmd
-        .env_clear()
-        .env("DLREPO_ROOT_DIR", root)
-        .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
-        .env("DLREPO_LISTEN_PORT", port.to_string())
-        .env("DLREPO_AUTH_DISABLED", "1")
-        .env("DLREPO_LOG_LEVEL", "WARNING")
-        .env("DLREPO_FSYNC", "0")
-        .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dlrepo");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "dlrepo did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, port)
-}
-
-/// User plus system CPU seconds of a process and its threads so far
-/// (io-wq workers are threads of the process).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
-}
+mod common;
+use common::{arg, cpu_seconds, pinned, start_dlrepo};
 
 fn send(
     port: u16,
@@ -99,13 +46,6 @@ fn send(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let dir = PathBuf::from(arg("--dir").unwrap_or_else(|| "/dev/shm/dlrepo-registry-bench".into()));
     let mib: u64 = arg("--mib").and_then(|m| m.parse().ok()).unwrap_or(500);
     let _ = std::fs::remove_dir_all(&dir);
@@ -148,7 +88,7 @@ fn main() {
     println!("| client | layer | time | MB/s | server CPU s | MB per server CPU-second |");
     println!("|---|---|---:|---:|---:|---:|");
     for round in 0..3 {
-        let (mut child, port) = start(&dir.join("root"));
+        let (mut child, port) = start_dlrepo(&dir.join("root"), "0", &[]);
         let (st, rest) = send(port, "POST", "/v2/b/j/blobs/uploads/", &[], &mut std::io::empty(), 0);
         assert_eq!(st, 202);
         let loc = rest

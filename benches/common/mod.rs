@@ -1,0 +1,80 @@
+//! What the publish and registry benchmarks share: starting a server
+//! (pinned to a core when the machine has two), reading its CPU time, and
+//! the command-line options.
+
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether servers go to a core of their own (two cores and `taskset`).
+pub fn pinned() -> bool {
+    std::thread::available_parallelism()
+        .map(|n| n.get() >= 2)
+        .unwrap_or(false)
+        && Command::new("taskset").arg("-V").output().is_ok()
+}
+
+/// Starts this server on a fresh `root` and a free port, on CPU `cpu` when
+/// [`pinned`], with `env` over the benchmark defaults (no auth, no fsync).
+pub fn start_dlrepo(root: &Path, cpu: &str, env: &[(&str, String)]) -> (Child, u16) {
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = if pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", cpu, env!("CARGO_BIN_EXE_dlrepo")]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
+    };
+    cmd.env_clear()
+        .env("DLREPO_ROOT_DIR", root)
+        .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
+        .env("DLREPO_LISTEN_PORT", port.to_string())
+        .env("DLREPO_AUTH_DISABLED", "1")
+        .env("DLREPO_LOG_LEVEL", "WARNING")
+        .env("DLREPO_FSYNC", "0")
+        .env("DLREPO_TAG_CLEANUP_PERIOD", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dlrepo");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "dlrepo did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, port)
+}
+
+/// User plus system CPU seconds of a process and its threads so far
+/// (io-wq workers are threads of the process).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// The value after `--name` on the command line.
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
