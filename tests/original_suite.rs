@@ -3,8 +3,7 @@
 //! dlrepo`. The suite comes from the PyPI source archive at test time and
 //! is not part of this repository.
 //!
-//! Left out, because the features are not implemented yet: the two tests
-//! that fetch the HTML home page and the original's own client script.
+//! All of its 36 tests run.
 
 mod common;
 
@@ -22,6 +21,24 @@ fn the_original_suite_passes_against_this_server() {
     let launcher = r#"[sys.executable, "-m", "dlrepo"]"#;
     assert!(text.contains(launcher), "the suite's launcher changed");
     let patched = text.replace(launcher, &format!("[{:?}]", env!("CARGO_BIN_EXE_dlrepo")));
+    // The original never syncs; its publish test gives a publish of ~100
+    // files to two mirrors one second, which this server's durable writes
+    // (an fdatasync per file on the mirrors) can exceed on a slow disk.
+    // Durability is tested on its own (tests/journal.rs, tests/hardening.rs).
+    let console = r#""DLREPO_LOG_OUTPUT": "console","#;
+    assert!(patched.contains(console), "the suite's server settings changed");
+    // Its /cli tests compare the answer with the script in the working
+    // folder, so the servers serve that script (as a site still shipping
+    // the original client does) rather than our binary.
+    let script = work.path().join("dlrepo-cli");
+    std::fs::copy(tests.with_file_name("dlrepo-cli"), &script).unwrap();
+    let patched = patched.replace(
+        console,
+        &format!(
+            r#"{console} "DLREPO_FSYNC": "0", "DLREPO_CLI_PATH": {:?},"#,
+            script.to_str().unwrap()
+        ),
+    );
     std::fs::write(&conftest, patched).unwrap();
     let py = common::original_python();
     let out = Command::new(&py)
@@ -35,8 +52,6 @@ fn the_original_suite_passes_against_this_server() {
             "ignore::DeprecationWarning",
         ])
         .arg(&copy)
-        .arg("-k")
-        .arg("not test_valid_auth and not test_valid_headers")
         .current_dir(work.path())
         .output()
         .unwrap();
@@ -46,5 +61,5 @@ fn the_original_suite_passes_against_this_server() {
         "original suite failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains(" passed"), "{stdout}");
+    assert!(stdout.contains("36 passed"), "{stdout}");
 }
