@@ -63,14 +63,15 @@ pub struct RunReport {
     pub error: Option<String>,
 }
 
+/// Figures summed over the runs since startup.
 #[derive(Debug, Clone, Default)]
-struct Totals {
-    runs: u64,
-    /// Runs by (kind, trigger), for `/metrics`.
-    by_cause: Vec<(&'static str, &'static str, u64)>,
-    tags_deleted: u64,
-    blobs_removed: u64,
-    bytes_reclaimed: u64,
+pub struct Totals {
+    pub runs: u64,
+    /// Runs by (kind, trigger).
+    pub by_cause: Vec<(&'static str, &'static str, u64)>,
+    pub tags_deleted: u64,
+    pub blobs_removed: u64,
+    pub bytes_reclaimed: u64,
 }
 
 /// Schedules and runs cleanups.
@@ -198,9 +199,9 @@ impl Scheduler {
         }
     }
 
-    /// Finished runs by kind and trigger.
-    pub fn runs_by_cause(&self) -> Vec<(&'static str, &'static str, u64)> {
-        self.totals.borrow().by_cause.clone()
+    /// The last run and the totals since startup (`/metrics`).
+    pub fn figures(&self) -> (Option<RunReport>, Totals) {
+        (self.last.borrow().clone(), self.totals.borrow().clone())
     }
 
     /// The operator's view: `<root>/.dlrepo-rs/cleanup.json`.

@@ -232,10 +232,7 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
             }
         }
     }
-    let cleanup = ctx.cleanup.status_json();
-    let num = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-    let totals = &cleanup["totals"];
-    let last = &cleanup["last_run"];
+    let (last, totals) = ctx.cleanup.figures();
     let counters = vec![
         (
             "dlrepo_http_request_bytes",
@@ -250,17 +247,17 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
         (
             "dlrepo_cleanup_tags_deleted",
             "Tags deleted by retention policies",
-            num(&totals["tags_deleted"]),
+            totals.tags_deleted,
         ),
         (
             "dlrepo_cleanup_orphans_removed",
             "Orphan blobs removed",
-            num(&totals["blobs_removed"]),
+            totals.blobs_removed,
         ),
         (
             "dlrepo_cleanup_reclaimed_bytes",
             "Bytes reclaimed by the orphan GC",
-            num(&totals["bytes_reclaimed"]),
+            totals.bytes_reclaimed,
         ),
     ];
     let uploads = [
@@ -272,22 +269,22 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
         (
             "dlrepo_cleanup_running",
             "1 while a cleanup runs",
-            i64::from(cleanup["running"] == true),
+            i64::from(ctx.cleanup.is_running()),
         ),
         (
             "dlrepo_cleanup_last_milliseconds",
             "Duration of the last cleanup run, in milliseconds",
-            (last["seconds"].as_f64().unwrap_or(0.0) * 1000.0) as i64,
+            last.as_ref().map_or(0, |r| (r.seconds * 1000.0) as i64),
         ),
         (
             "dlrepo_cleanup_last_files_scanned",
             "Files the last orphan scan looked at",
-            num(&last["files_scanned"]) as i64,
+            last.as_ref().map_or(0, |r| r.files_scanned as i64),
         ),
         (
             "dlrepo_cleanup_last_failed",
             "1 when the last cleanup run met an error",
-            i64::from(!last["error"].is_null() && !last.is_null()),
+            i64::from(last.as_ref().is_some_and(|r| r.error.is_some())),
         ),
         (
             "dlrepo_requests_in_flight",
@@ -332,9 +329,8 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
         requests,
         counters,
         uploads,
-        cleanup_runs: ctx
-            .cleanup
-            .runs_by_cause()
+        cleanup_runs: totals
+            .by_cause
             .into_iter()
             .map(|(k, t, n)| ([("kind", k), ("trigger", t)], n))
             .collect(),
