@@ -1,6 +1,27 @@
 //! Name rules shared by every layer: how URL names are lowercased, which
 //! names and artifact paths can exist, and the tag and version aliases.
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+/// Characters escaped in a URL path this server writes (a `Location`, a
+/// request to a mirror): controls, space, non-ASCII, those that would
+/// change the URL's meaning, and `{}`, which no name may hold; `/` stays.
+const URL_PATH_SET: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+pub fn encode_url_path(path: &str) -> String {
+    utf8_percent_encode(path, URL_PATH_SET).to_string()
+}
+
 /// Lowercases a name the way Python's `str.lower()` does.
 pub fn lower(name: &str) -> String {
     name.to_lowercase()

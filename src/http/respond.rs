@@ -2,10 +2,10 @@
 
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use hyper::{Response, StatusCode};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
 use crate::body::Body;
+pub use crate::names::encode_url_path as encode_path;
 use crate::store::pyjson;
 
 /// `200 OK`, empty body, no `Content-Type`.
@@ -32,22 +32,6 @@ pub fn text(status: StatusCode, body: String) -> Response<Body> {
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
-}
-
-/// Characters escaped in a `Location` path: controls, space, non-ASCII and
-/// the few that would change the URL's meaning.
-const LOCATION_SET: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`');
-
-pub fn encode_path(path: &str) -> String {
-    utf8_percent_encode(path, LOCATION_SET).to_string()
 }
 
 /// `302 Found` to an absolute path.

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use hyper::{Method, StatusCode};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::Value;
 
 use super::client::{Failure, Payload, Target};
 use super::{Publisher, TagRef};
 use crate::io;
+use crate::names::encode_url_path as encode;
 use crate::store::repo::JobRef;
 use crate::store::{meta, tree};
 
@@ -34,24 +34,6 @@ impl Retries {
         };
         (0..n).map(|i| (1u64 << i.min(6)).min(60)).collect()
     }
-}
-
-/// Characters escaped in a request path: controls, space, non-ASCII and
-/// those that would change the URL's meaning; `/` is kept.
-const PATH_SET: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
-
-fn encode(path: &str) -> String {
-    utf8_percent_encode(path, PATH_SET).to_string()
 }
 
 /// A mirror for this run: its client, with the credentials read now.
