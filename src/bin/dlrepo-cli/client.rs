@@ -52,17 +52,18 @@ pub enum Payload<'a> {
     File(&'a Path, &'a (dyn Fn(usize) + Sync)),
 }
 
-/// A decoded answer: JSON when the server said so, else the bytes.
+/// A decoded answer: JSON when the server said so; otherwise the body
+/// (which no command prints) is read and dropped.
 pub enum Data {
     Json(Value),
-    Raw(#[allow(dead_code)] Vec<u8>),
+    Other,
 }
 
 impl Data {
     pub fn json(self) -> CliResult<Value> {
         match self {
             Data::Json(v) => Ok(v),
-            Data::Raw(_) => Err(CliError::Local("the server did not answer JSON".into())),
+            Data::Other => Err(CliError::Local("the server did not answer JSON".into())),
         }
     }
 }
@@ -133,7 +134,7 @@ impl Client {
         let mut bytes = Vec::new();
         resp.into_reader().read_to_end(&mut bytes)?;
         if method == "HEAD" || !is_json {
-            return Ok(Data::Raw(bytes));
+            return Ok(Data::Other);
         }
         serde_json::from_slice(&bytes)
             .map(Data::Json)
@@ -213,7 +214,7 @@ impl Client {
             };
             attempt += 1;
             let wait = Duration::from_millis(250 << attempt.min(6));
-            tracing_free_log(&format!("{failure}; trying again in {:.1} s", wait.as_secs_f64()));
+            warn(&format!("{failure}; trying again in {:.1} s", wait.as_secs_f64()));
             std::thread::sleep(wait);
         }
     }
@@ -290,7 +291,7 @@ fn remote_error(resp: ureq::Response) -> CliError {
 }
 
 /// Notes a retry on stderr (the client has no logger).
-pub fn tracing_free_log(msg: &str) {
+pub fn warn(msg: &str) {
     eprintln!("warning: {msg}");
 }
 

@@ -359,7 +359,7 @@ impl Download<'_> {
             return Err(CliError::Local(format!("download of {url} failed: {why}")));
         }
         *resumes += 1;
-        crate::client::tracing_free_log(&format!("{url}: {why}; resuming at byte {written}"));
+        crate::client::warn(&format!("{url}: {why}; resuming at byte {written}"));
         let range = [("Range", format!("bytes={written}-"))];
         let resp = self.client.exchange("GET", url, Payload::None, &range, false)?;
         if resp.status() != 206 {
