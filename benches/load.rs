@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest as _;
 
+mod common;
+
 struct Opts {
     dirs: Vec<PathBuf>,
     big_files: usize,
@@ -238,34 +240,9 @@ impl Server {
         *self.cpu_mark.lock().unwrap() = self.cpu_seconds();
     }
 
-    /// User + system CPU of the server: its threads (io-wq workers
-    /// included) and its direct children (nginx's workers).
+    /// The server's CPU seconds so far ([`common::cpu_seconds`]).
     fn cpu_seconds(&self) -> f64 {
-        let pid = self.child.id();
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        // Fields after the command's closing parenthesis: state is 3rd, ppid 4th, utime 14th, stime 15th.
-        let read = |p: &str| -> Option<(u32, f64)> {
-            let st = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let rest: Vec<&str> = st.rsplit_once(')')?.1.split_whitespace().collect();
-            let ppid = rest.get(1)?.parse().ok()?;
-            let u: f64 = rest.get(11)?.parse().ok()?;
-            let s: f64 = rest.get(12)?.parse().ok()?;
-            Some((ppid, (u + s) / tick))
-        };
-        let mut total = read(&pid.to_string()).map(|(_, c)| c).unwrap_or(0.0);
-        if let Ok(dir) = std::fs::read_dir("/proc") {
-            for e in dir.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.bytes().all(|b| b.is_ascii_digit()) {
-                    if let Some((ppid, c)) = read(&name) {
-                        if ppid == pid {
-                            total += c;
-                        }
-                    }
-                }
-            }
-        }
-        total
+        common::cpu_seconds(self.child.id())
     }
 
     fn peak_rss_mib(&self) -> f64 {

@@ -1,4 +1,4 @@
-//! What the publish and registry benchmarks share: starting a server
+//! What the benchmarks share: starting a server
 //! (pinned to a core when the machine has two), reading its CPU time, and
 //! the command-line options.
 
@@ -58,16 +58,34 @@ pub fn start_dlrepo(root: &Path, cpu: &str, env: &[(&str, String)]) -> (Child, u
     (child, port)
 }
 
-/// User plus system CPU seconds of a process and its threads so far
-/// (io-wq workers are threads of the process).
+/// User plus system CPU seconds so far of a process, its threads (io-wq
+/// workers are threads of the process) and its direct children (nginx's
+/// worker).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
+    // SAFETY: sysconf only reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // Fields after the command's closing parenthesis: ppid is the 2nd,
+    // utime the 12th, stime the 13th.
+    let read = |p: &str| -> Option<(u32, f64)> {
+        let st = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let rest: Vec<&str> = st.rsplit_once(')')?.1.split_whitespace().collect();
+        let ppid = rest.get(1)?.parse().ok()?;
+        let u: f64 = rest.get(11)?.parse().ok()?;
+        let s: f64 = rest.get(12)?.parse().ok()?;
+        Some((ppid, (u + s) / tick))
+    };
+    let mut total = read(&pid.to_string()).map_or(0.0, |(_, c)| c);
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.bytes().all(|b| b.is_ascii_digit()) {
+            if let Some((ppid, c)) = read(&name) {
+                if ppid == pid {
+                    total += c;
+                }
+            }
+        }
+    }
+    total
 }
 
 /// The value after `--name` on the command line.
