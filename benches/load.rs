@@ -9,6 +9,7 @@
 //! cargo bench --bench load -- --small-only --download-rounds 10    # (d) reads every file 10 times
 //! DLREPO_LOG_LEVEL=INFO cargo bench --bench load -- --servers ours --small-only   # with the access log
 //! cargo bench --bench load -- --no-pin          # server and load generator unpinned
+//! cargo bench --bench load -- --servers ours,splice,nginx --small 2000   # spliced large downloads too
 //! ```
 //!
 //! Scenarios: (a) 4 × 512 MiB uploads, one at a time; (b) 20 000 × 4 KiB
@@ -41,7 +42,8 @@ struct Opts {
     dl_size: usize,
     dl_repeat: usize,
     peers: bool,
-    /// `--servers ours,auth,fsync,orig,nginx`: which servers to run (all by default).
+    /// `--servers ours,auth,fsync,orig,nginx,splice`: which servers to run
+    /// (all but `splice` by default).
     servers: Option<Vec<String>>,
     /// `--small-only`: skip the large transfers (a) and (e).
     small_only: bool,
@@ -122,6 +124,8 @@ enum Kind {
     },
     /// Authentication on: auth file + ACLs, every request with Basic credentials.
     OursAuth,
+    /// `DLREPO_SPLICE_DOWNLOADS=1` (only when named in `--servers`).
+    OursSplice,
     Original,
     Nginx,
 }
@@ -132,6 +136,7 @@ impl Kind {
             Kind::Ours { fsync: false } => "dlrepo-rs",
             Kind::Ours { fsync: true } => "dlrepo-rs fsync=1",
             Kind::OursAuth => "dlrepo-rs auth",
+            Kind::OursSplice => "dlrepo-rs splice",
             Kind::Original => "dlrepo 0.44",
             Kind::Nginx => "nginx",
         }
@@ -141,6 +146,7 @@ impl Kind {
             Kind::Ours { fsync: false } => "ours",
             Kind::Ours { fsync: true } => "fsync",
             Kind::OursAuth => "auth",
+            Kind::OursSplice => "splice",
             Kind::Original => "orig",
             Kind::Nginx => "nginx",
         }
@@ -176,7 +182,7 @@ impl Server {
             .port();
         let log = std::fs::File::create(base.join(format!("{}.log", kind.label().replace([' ', '='], "-")))).unwrap();
         let mut cmd = match kind {
-            Kind::Ours { .. } | Kind::OursAuth => Command::new(env!("CARGO_BIN_EXE_dlrepo")),
+            Kind::Ours { .. } | Kind::OursAuth | Kind::OursSplice => Command::new(env!("CARGO_BIN_EXE_dlrepo")),
             Kind::Original => {
                 let mut c = Command::new(venv.join("bin/python"));
                 c.args(["-m", "dlrepo"]);
@@ -205,6 +211,10 @@ impl Server {
                 std::env::var("DLREPO_LOG_LEVEL").unwrap_or_else(|_| "WARNING".into()),
             )
             .env("DLREPO_TAG_CLEANUP_PERIOD", "0")
+            .env(
+                "DLREPO_SPLICE_DOWNLOADS",
+                if kind == Kind::OursSplice { "1" } else { "0" },
+            )
             .env(
                 "DLREPO_FSYNC",
                 if kind == (Kind::Ours { fsync: true }) { "1" } else { "0" },
@@ -808,6 +818,7 @@ fn main() {
             kinds.push(Kind::Nginx);
         }
         if let Some(only) = &o.servers {
+            kinds.push(Kind::OursSplice);
             kinds.retain(|k| only.iter().any(|n| n == k.short_name()));
         }
         for kind in kinds {

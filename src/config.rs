@@ -23,6 +23,10 @@ pub struct Config {
     pub log_json: bool,
     /// The INFO line per request (`DLREPO_ACCESS_LOG`, default on).
     pub access_log: bool,
+    /// Large downloads spliced file → pipe → socket instead of copied
+    /// (`DLREPO_SPLICE_DOWNLOADS`, default off: over loopback, behind a
+    /// local proxy, copying costs less; docs/benchmarks.md).
+    pub splice_downloads: bool,
     /// A loopback address serving `/metrics` and `/health` without
     /// authentication (`DLREPO_METRICS_ADDRESS`).
     pub metrics_address: Option<std::net::SocketAddr>,
@@ -201,6 +205,15 @@ impl Config {
             Some("0") => false,
             Some(v) => return Err(ConfigError(format!("DLREPO_ACCESS_LOG: expected 0 or 1, got {v:?}"))),
         };
+        let splice_downloads = match vars.get("DLREPO_SPLICE_DOWNLOADS").map(String::as_str) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => {
+                return Err(ConfigError(format!(
+                    "DLREPO_SPLICE_DOWNLOADS: expected 0 or 1, got {v:?}"
+                )))
+            }
+        };
         let metrics_address = match env.string("DLREPO_METRICS_ADDRESS") {
             None => None,
             Some(a) => {
@@ -238,6 +251,7 @@ impl Config {
             log_output,
             log_json,
             access_log,
+            splice_downloads,
             metrics_address,
             post_process_cmd: env.string("DLREPO_POST_PROCESS_CMD"),
             post_process_filter: env.regex("DLREPO_POST_PROCESS_FILTER")?,

@@ -7,7 +7,8 @@
 //! buffer and a flusher task sends every waiting buffer back to back after
 //! the connections that were ready this turn have run: the client is woken
 //! once for many responses. Large writes (file bodies) go straight to the
-//! socket without a copy, after anything still buffered.
+//! socket without a copy, after anything still buffered. Placeholders of a
+//! spliced file (`crate::body`) are sent from their pipe.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -18,6 +19,10 @@ use std::task::{Context, Poll, Waker};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
+use tokio::io::Interest;
+
+use crate::body::{is_placeholder, SpliceTarget};
+use crate::io::splice;
 
 /// Writes at least this long skip the buffer.
 const DIRECT: usize = 16 * 1024;
@@ -129,18 +134,44 @@ impl Out {
     }
 }
 
-/// hyper's I/O with batched small writes, over a socket adapted to
-/// hyper's traits (`T`).
-pub struct BatchIo<T> {
-    inner: T,
-    out: Rc<Out>,
+/// What the writer needs of a socket besides hyper's traits: waiting
+/// until it takes data and a write of our own (the pipe's splice).
+pub trait Socket: AsRawFd + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin {
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    fn try_write_with(&self, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize>;
 }
 
-impl<S: AsRawFd> BatchIo<TokioIo<S>> {
-    pub fn new(socket: S) -> BatchIo<TokioIo<S>> {
+impl Socket for tokio::net::TcpStream {
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::TcpStream::poll_write_ready(self, cx)
+    }
+    fn try_write_with(&self, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+        self.try_io(Interest::WRITABLE, f)
+    }
+}
+
+impl Socket for tokio::net::UnixStream {
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::UnixStream::poll_write_ready(self, cx)
+    }
+    fn try_write_with(&self, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+        self.try_io(Interest::WRITABLE, f)
+    }
+}
+
+/// hyper's I/O with batched small writes, over a socket `S`.
+pub struct BatchIo<S> {
+    inner: TokioIo<S>,
+    out: Rc<Out>,
+    splice: Rc<SpliceTarget>,
+}
+
+impl<S: Socket> BatchIo<S> {
+    pub fn new(socket: S) -> BatchIo<S> {
         let fd = socket.as_raw_fd();
         BatchIo {
             inner: TokioIo::new(socket),
+            splice: Rc::default(),
             out: Rc::new(Out {
                 fd,
                 buf: RefCell::new(Vec::new()),
@@ -152,9 +183,43 @@ impl<S: AsRawFd> BatchIo<TokioIo<S>> {
             }),
         }
     }
+
+    /// Where the connection's answers hand over a file to splice.
+    pub fn splice_target(&self) -> Rc<SpliceTarget> {
+        self.splice.clone()
+    }
+
+    /// Sends up to `len` bytes from the pipe the placeholder stands for,
+    /// after whatever is still buffered.
+    fn poll_splice(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+        if !self.out.buf.borrow().is_empty() {
+            // The head of the answer, usually: sent now rather than at the
+            // end of the turn.
+            self.out.send_now();
+            if self.poll_drain(cx)?.is_pending() {
+                return Poll::Pending;
+            }
+        }
+        let Some(pipe) = self.splice.pipe() else {
+            return Poll::Ready(Err(io::Error::other("spliced data without a pipe")));
+        };
+        let socket = self.inner.inner();
+        loop {
+            if socket.poll_write_ready(cx)?.is_pending() {
+                return Poll::Pending;
+            }
+            match socket.try_write_with(|| splice::pipe_to_socket(pipe.as_raw_fd(), self.out.fd, len)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
 }
 
-impl<T: Write + Unpin> BatchIo<T> {
+impl<S: Socket> BatchIo<S> {
     fn take_err(&self) -> io::Result<()> {
         match self.out.err.borrow_mut().take() {
             Some(e) => Err(e),
@@ -197,7 +262,7 @@ impl<T: Write + Unpin> BatchIo<T> {
     }
 }
 
-impl<T: Read + Write + Unpin> Read for BatchIo<T> {
+impl<S: Socket> Read for BatchIo<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<io::Result<()>> {
         // What the flusher could not send waits for the socket here too:
         // hyper reads the next request after a flush it was told is done.
@@ -210,7 +275,7 @@ impl<T: Read + Write + Unpin> Read for BatchIo<T> {
     }
 }
 
-impl<T: Write + Unpin> Write for BatchIo<T> {
+impl<S: Socket> Write for BatchIo<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
@@ -222,6 +287,15 @@ impl<T: Write + Unpin> Write for BatchIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         this.take_err()?;
+        // Bytes before a placeholder are written alone; a placeholder
+        // first is sent from the pipe.
+        let mut bufs = bufs;
+        if let Some(i) = bufs.iter().position(|b| is_placeholder(b)) {
+            if i == 0 {
+                return this.poll_splice(cx, bufs[0].len());
+            }
+            bufs = &bufs[..i];
+        }
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         if total >= DIRECT || this.out.buf.borrow().len() + total > LIMIT {
             // Keep the order: what is buffered goes first.
@@ -267,7 +341,7 @@ impl<T: Write + Unpin> Write for BatchIo<T> {
     }
 }
 
-impl<T> Drop for BatchIo<T> {
+impl<S> Drop for BatchIo<S> {
     fn drop(&mut self) {
         // A connection that ends on an error (a 400 or 431 hyper wrote just
         // before) may not have flushed: give the socket what it takes now,

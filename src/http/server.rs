@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
 use tokio::net::{TcpListener, UnixListener};
 
-use super::batch::BatchIo;
+use super::batch::{BatchIo, Socket};
 use super::{handle, Ctx};
 
 /// Largest request head (request line plus headers) accepted.
@@ -164,25 +164,39 @@ async fn accept(l: &Listener) -> std::io::Result<Conn> {
 }
 
 fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
+    match conn {
+        Conn::Tcp(s) => {
+            let peer = s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+            spawn_served(BatchIo::new(s), peer, ctx, inflight);
+        }
+        Conn::Unix(s) => spawn_served(BatchIo::new(s), "unix".to_string(), ctx, inflight),
+    }
+}
+
+fn spawn_served<S: Socket + 'static>(io: BatchIo<S>, peer: String, ctx: Rc<Ctx>, inflight: InFlight) {
     let header_timeout = ctx.cfg.header_timeout;
-    let peer = match &conn {
-        Conn::Tcp(s) => s.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
-        Conn::Unix(_) => "unix".to_string(),
-    };
     let requests = inflight.requests.clone();
+    let target = ctx.cfg.splice_downloads.then(|| io.splice_target());
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
         let peer = peer.clone();
         let guard = InFlightGuard::new(&requests);
+        let target = target.clone();
         async move {
             let _guard = guard;
-            let resp = handle(ctx, req, &peer).await;
+            let mut resp = handle(ctx, req, &peer).await;
+            if let Some(t) = target {
+                t.adopt(resp.body_mut());
+            }
             Ok::<_, Infallible>(resp)
         }
     });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
+        // Body chunks are queued, never copied: spliced placeholders
+        // (crate::body) rely on reaching the writer as they are.
+        .writev(true)
         .header_read_timeout(Duration::from_secs(header_timeout.max(1)))
         .max_header_size(MAX_HEAD)
         .keep_alive(true);
@@ -190,11 +204,7 @@ fn spawn_conn(conn: Conn, ctx: Rc<Ctx>, inflight: InFlight) {
     let stopping = inflight.stopping.subscribe();
     tokio_uring::spawn(async move {
         let _live = live;
-        let res = match conn {
-            Conn::Tcp(s) => run_conn(builder.serve_connection(BatchIo::new(s), svc), stopping).await,
-            Conn::Unix(s) => run_conn(builder.serve_connection(BatchIo::new(s), svc), stopping).await,
-        };
-        if let Err(e) = res {
+        if let Err(e) = run_conn(builder.serve_connection(io, svc), stopping).await {
             tracing::debug!("connection ended: {e}");
         }
     });

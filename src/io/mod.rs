@@ -20,6 +20,7 @@
 mod dirsync;
 mod op;
 mod replace;
+pub mod splice;
 
 pub use dirsync::DirSyncer;
 pub use replace::{replace_with_copy, replace_with_link, set_scratch_dir, sweep_scratch, write_file_atomic};
