@@ -47,6 +47,9 @@ struct Opts {
     servers: Option<Vec<String>>,
     /// `--small-only`: skip the large transfers (a) and (e).
     small_only: bool,
+    /// `--scenarios abcde`: the scenarios to run, by letter (all by default;
+    /// c and d read what b uploaded). For profiling one at a time.
+    scenarios: String,
     /// `--download-rounds K`: (d) reads every small file K times (default 1),
     /// for a measurement longer than a third of a second.
     download_rounds: usize,
@@ -105,6 +108,11 @@ fn parse_opts() -> Opts {
         peers: !args.iter().any(|a| a == "--no-peers"),
         servers,
         small_only: args.iter().any(|a| a == "--small-only"),
+        scenarios: args
+            .iter()
+            .position(|a| a == "--scenarios")
+            .and_then(|i| args.get(i + 1).cloned())
+            .unwrap_or_else(|| "abcde".into()),
         // Both sides on one core each, so the server's cost shows; the
         // server's io-wq workers are its threads and stay on its core.
         pin: !args.iter().any(|a| a == "--no-pin")
@@ -582,7 +590,8 @@ fn small_path(s: &Server, conns: usize, i: usize) -> String {
 
 fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     let dl = s.kind.is_dlrepo();
-    if !o.small_only {
+    let wants = |c: char| o.scenarios.contains(c);
+    if !o.small_only && wants('a') {
         // (a) large uploads, one at a time.
         s.begin_scenario();
         let mut c = Conn::open(s.port);
@@ -611,28 +620,30 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     }
 
     // (b) small distinct uploads at c=64.
-    s.begin_scenario();
-    let t = Instant::now();
-    let lat = parallel(s.port, o.conns, d.small.len(), |i, c| {
-        let (st, _, _) = c.send(
-            "PUT",
-            &small_path(s, o.conns, i),
-            &[("Digest", &d.small_digest[i])],
-            &d.small[i],
-            false,
-        );
-        assert!(st == 201 || st == 204, "{}: small upload got {st}", s.kind.label());
-    });
-    rows.push(row(
-        s,
-        "b) upload 4 KiB, c=64",
-        (d.small.len() * o.small_size) as u64,
-        t.elapsed(),
-        lat,
-    ));
+    if wants('b') {
+        s.begin_scenario();
+        let t = Instant::now();
+        let lat = parallel(s.port, o.conns, d.small.len(), |i, c| {
+            let (st, _, _) = c.send(
+                "PUT",
+                &small_path(s, o.conns, i),
+                &[("Digest", &d.small_digest[i])],
+                &d.small[i],
+                false,
+            );
+            assert!(st == 201 || st == 204, "{}: small upload got {st}", s.kind.label());
+        });
+        rows.push(row(
+            s,
+            "b) upload 4 KiB, c=64",
+            (d.small.len() * o.small_size) as u64,
+            t.elapsed(),
+            lat,
+        ));
+    }
 
     // (c) link-only uploads of existing blobs.
-    if dl {
+    if dl && wants('c') {
         s.begin_scenario();
         let t = Instant::now();
         let lat = parallel(s.port, o.conns, d.small.len(), |i, c| {
@@ -645,24 +656,26 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     }
 
     // (d) small downloads at c=64, every body compared.
-    s.begin_scenario();
-    let t = Instant::now();
-    let n = d.small.len() * o.download_rounds;
-    let lat = parallel(s.port, o.conns, n, |k, c| {
-        let i = k % d.small.len();
-        let (st, body, _) = c.send("GET", &small_path(s, o.conns, i), &[], b"", true);
-        assert_eq!(st, 200, "{}: small download", s.kind.label());
-        assert!(body == d.small[i], "{}: wrong bytes for small file {i}", s.kind.label());
-    });
-    rows.push(row(
-        s,
-        "d) download 4 KiB, c=64",
-        (n * o.small_size) as u64,
-        t.elapsed(),
-        lat,
-    ));
+    if wants('d') {
+        s.begin_scenario();
+        let t = Instant::now();
+        let n = d.small.len() * o.download_rounds;
+        let lat = parallel(s.port, o.conns, n, |k, c| {
+            let i = k % d.small.len();
+            let (st, body, _) = c.send("GET", &small_path(s, o.conns, i), &[], b"", true);
+            assert_eq!(st, 200, "{}: small download", s.kind.label());
+            assert!(body == d.small[i], "{}: wrong bytes for small file {i}", s.kind.label());
+        });
+        rows.push(row(
+            s,
+            "d) download 4 KiB, c=64",
+            (n * o.small_size) as u64,
+            t.elapsed(),
+            lat,
+        ));
+    }
 
-    if o.small_only {
+    if o.small_only || !wants('e') {
         return;
     }
     // (e) large downloads, one at a time; the first is hashed and compared.

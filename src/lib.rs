@@ -15,5 +15,6 @@ pub mod http;
 pub mod io;
 pub mod logging;
 pub mod names;
+pub mod pathmap;
 pub mod publish;
 pub mod store;

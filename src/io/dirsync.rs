@@ -7,8 +7,8 @@
 //! the next round, which starts as soon as the current one ends and covers
 //! all of them. The `.digests` journal shares its fdatasyncs the same way.
 
+use crate::pathmap::PathMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -31,7 +31,7 @@ struct DirState {
 /// Shares directory fsyncs between concurrent requests.
 #[derive(Clone, Default)]
 pub struct DirSyncer {
-    dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>,
+    dirs: Rc<RefCell<PathMap<DirState>>>,
 }
 
 impl DirSyncer {
@@ -85,7 +85,7 @@ impl DirSyncer {
     }
 }
 
-async fn run(dirs: Rc<RefCell<HashMap<PathBuf, DirState>>>, dir: PathBuf) {
+async fn run(dirs: Rc<RefCell<PathMap<DirState>>>, dir: PathBuf) {
     loop {
         let (round, file) = {
             let mut map = dirs.borrow_mut();

@@ -16,8 +16,8 @@ mod client;
 pub mod queue;
 mod task;
 
+use crate::pathmap::PathMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub struct Publisher {
     cfg: Rc<Config>,
     permits: Semaphore,
     /// The runs of each tag (by folder), idle ones absent.
-    work: RefCell<HashMap<PathBuf, TagWork>>,
+    work: RefCell<PathMap<TagWork>>,
     user_agent: String,
     me: Weak<Publisher>,
 }
@@ -70,7 +70,7 @@ impl Publisher {
             permits: Semaphore::new(cfg.publish_max_requests.clamp(1, 4096) as usize),
             store,
             cfg,
-            work: RefCell::new(HashMap::new()),
+            work: RefCell::new(Default::default()),
             user_agent: format!("dlrepo-server/{host}"),
             me: me.clone(),
         })

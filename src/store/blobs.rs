@@ -15,6 +15,9 @@ use super::staging::Staging;
 use super::{Store, StoreResult};
 use crate::io;
 
+/// Staging files idle at least this long get a fresh mtime as blobs.
+const BLOB_TOUCH_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A blob that exists, pinned against the GC until this is dropped.
 pub struct HeldBlob {
     pub path: PathBuf,
@@ -81,8 +84,12 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         staging.mark_consumed();
-        // A fresh blob gets a full lifetime from now, not from its last write.
-        staging.touch()?;
+        // A fresh blob gets a full lifetime from now, not from its last
+        // write: that differs only for a file that sat idle (a registry
+        // session finished later), so only such a file is touched.
+        if staging.idle() >= BLOB_TOUCH_IDLE {
+            staging.touch()?;
+        }
         let mut dirs: Vec<PathBuf> = vec![shard];
         dirs.extend(created.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;

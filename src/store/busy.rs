@@ -5,8 +5,8 @@
 //! shape: a guard marks a path busy while it lives, and a waiter sleeps
 //! until no busy path matches what it cares about.
 
+use crate::pathmap::PathMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::Notify;
@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct BusyPaths {
     /// How many guards hold each path.
-    counts: RefCell<HashMap<PathBuf, usize>>,
+    counts: RefCell<PathMap<usize>>,
     /// Woken each time a path stops being busy.
     released: Notify,
 }

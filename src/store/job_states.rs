@@ -14,8 +14,8 @@
 //!   into a job below it wait until the folder is gone (and then create it
 //!   anew), and those already linking finish before anything is removed.
 
+use crate::pathmap::PathSet;
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::io;
@@ -25,12 +25,12 @@ const UNLOCKED_JOBS: usize = 65536;
 
 #[derive(Default)]
 pub struct JobStates {
-    unlocked: RefCell<HashSet<PathBuf>>,
+    unlocked: RefCell<PathSet>,
     epoch: Cell<u64>,
     /// Bumped when a lock request begins or ends (rare, unlike `epoch`).
     lock_epoch: Cell<u64>,
     /// Jobs a lock request is working on.
-    locking: RefCell<HashSet<PathBuf>>,
+    locking: RefCell<PathSet>,
     /// The jobs with uploads past their check and still linking.
     linking: super::busy::BusyPaths,
     /// Job, tag and branch folders being deleted.

@@ -61,10 +61,27 @@ struct Gen {
     len: u64,
 }
 
+/// Lines appended during one turn of the event loop, written together by
+/// one ring operation: every upload appends two lines, and under load many
+/// uploads append in the same turn, each otherwise costing a write handed
+/// to an io-wq worker.
+struct Batch {
+    n: u64,
+    file: Rc<File>,
+    /// Where the batch's first line goes.
+    pos: u64,
+    buf: Vec<u8>,
+    /// Taken for writing: later lines start a new batch.
+    sealed: bool,
+    done: tokio::sync::watch::Sender<Option<Result<(), Rc<std::io::Error>>>>,
+}
+
 pub struct Journal {
     dir: PathBuf,
     durable: bool,
     cur: RefCell<Gen>,
+    /// The batch lines join until it is written.
+    batch: RefCell<Option<Rc<RefCell<Batch>>>>,
     /// Earlier generations, still needed until a checkpoint covers them.
     old: RefCell<Vec<u64>>,
     /// Generations holding intents whose commit is not written yet, with
@@ -111,6 +128,7 @@ impl Journal {
             dir,
             durable,
             cur: RefCell::new(gen),
+            batch: RefCell::new(None),
             // What could not be written back is removed by the first
             // checkpoint that writes it.
             old: RefCell::new(replayed.kept),
@@ -123,17 +141,48 @@ impl Journal {
         gen_path(&self.dir, n)
     }
 
-    /// Writes a line at its own offset of the current generation; returns
-    /// the generation.
+    /// Writes a line at its own offset of the current generation, in this
+    /// turn's batch; returns the generation once the batch is written.
     async fn write(&self, line: Vec<u8>) -> std::io::Result<u64> {
-        let (file, pos, n) = {
+        let (mut done, n) = {
             let mut g = self.cur.borrow_mut();
-            let pos = g.len;
+            let mut slot = self.batch.borrow_mut();
+            let open = slot
+                .as_ref()
+                .filter(|b| {
+                    let b = b.borrow();
+                    !b.sealed && b.n == g.n
+                })
+                .cloned();
+            let batch = match open {
+                Some(b) => b,
+                None => {
+                    let b = Rc::new(RefCell::new(Batch {
+                        n: g.n,
+                        file: g.file.clone(),
+                        pos: g.len,
+                        buf: Vec::new(),
+                        sealed: false,
+                        done: tokio::sync::watch::Sender::new(None),
+                    }));
+                    tokio_uring::spawn(write_batch(b.clone()));
+                    *slot = Some(b.clone());
+                    b
+                }
+            };
             g.len += line.len() as u64;
-            (g.file.clone(), pos, g.n)
+            let mut b = batch.borrow_mut();
+            b.buf.extend_from_slice(&line);
+            (b.done.subscribe(), g.n)
         };
-        io::write_all_at(&file, line, pos).await?;
-        Ok(n)
+        let res = match done.wait_for(Option::is_some).await {
+            Ok(r) => r.clone(),
+            Err(_) => Some(Err(Rc::new(std::io::Error::other("journal batch dropped")))),
+        };
+        match res {
+            Some(Err(e)) => Err(copy_error(&e)),
+            _ => Ok(n),
+        }
     }
 
     /// Appends an intent, before the link it announces. It is written (a
@@ -197,6 +246,26 @@ impl Journal {
                 tracing::warn!("cannot remove {}: {e}", self.path(n).display());
             }
         }
+    }
+}
+
+/// Writes a batch once the appends of this turn have joined it.
+async fn write_batch(batch: Rc<RefCell<Batch>>) {
+    tokio::task::yield_now().await;
+    let (file, pos, buf) = {
+        let mut b = batch.borrow_mut();
+        b.sealed = true;
+        (b.file.clone(), b.pos, std::mem::take(&mut b.buf))
+    };
+    let res = io::write_all_at(&file, buf, pos).await.map(drop).map_err(Rc::new);
+    batch.borrow().done.send_replace(Some(res));
+}
+
+/// The same error for each line of a failed batch.
+fn copy_error(e: &std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::new(e.kind(), e.to_string()),
     }
 }
 

@@ -33,8 +33,9 @@ pub mod tree;
 pub mod upload;
 pub mod usage;
 
+use crate::pathmap::{PathMap, PathSet};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -57,10 +58,10 @@ pub struct Store {
     /// Parsed `.digests` of recently used formats (see `index.rs`). Every
     /// change of an index goes through it; deletes drop the entries below
     /// them.
-    digests_cache: RefCell<HashMap<PathBuf, Rc<Digests>>>,
+    digests_cache: RefCell<PathMap<Rc<Digests>>>,
     /// Formats whose cached index is newer than their `.digests` file: never
     /// evicted, written back by the next checkpoint.
-    unflushed: RefCell<HashSet<PathBuf>>,
+    unflushed: RefCell<PathSet>,
     /// The `.digests` journal, unless `DLREPO_DIGESTS_FLUSH_DELAY_MS=0`.
     journal: std::cell::OnceCell<journal::Journal>,
     /// Wakes the checkpoint task when a format becomes unflushed.
@@ -98,10 +99,10 @@ pub struct Store {
     dir_sync: DirSyncer,
     /// Directories known to exist (`.uploads`, blob shards), to save a mkdir
     /// per request. An ENOENT drops the entry and the caller retries.
-    known_dirs: RefCell<HashSet<PathBuf>>,
+    known_dirs: RefCell<PathSet>,
     /// Format directories whose tag and job `.stamp`, folders and `.dirty`
     /// are known to exist. Deletes and finalisation forget them.
-    ready_formats: RefCell<HashSet<PathBuf>>,
+    ready_formats: RefCell<PathSet>,
     /// Which jobs are known unlocked, being locked, receiving links or
     /// being removed.
     job_states: job_states::JobStates,
@@ -126,8 +127,8 @@ impl Store {
             usage: usage::Usage::new(cfg.root_dir.clone(), cfg.user_quota),
             cfg,
             pins: pins::PinTable::new(),
-            digests_cache: RefCell::new(HashMap::new()),
-            unflushed: RefCell::new(HashSet::new()),
+            digests_cache: RefCell::new(Default::default()),
+            unflushed: RefCell::new(Default::default()),
             journal: std::cell::OnceCell::new(),
             flush_wanted: tokio::sync::Notify::new(),
             checkpointing: locks::KeyLocks::new(),
@@ -141,8 +142,8 @@ impl Store {
             sessions: sessions::Sessions::default(),
             tag_cache: tag_cache::TagCache::default(),
             dir_sync: DirSyncer::new(),
-            known_dirs: RefCell::new(HashSet::new()),
-            ready_formats: RefCell::new(HashSet::new()),
+            known_dirs: RefCell::new(Default::default()),
+            ready_formats: RefCell::new(Default::default()),
             job_states: job_states::JobStates::default(),
             digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),

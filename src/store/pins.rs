@@ -24,8 +24,8 @@
 //!   still clean and unpinned, switching it to `Deleting` synchronously,
 //!   before it submits the unlink (invariant I1, first half).
 
+use crate::pathmap::PathMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -110,7 +110,7 @@ struct Entry {
 
 #[derive(Clone, Default)]
 pub struct PinTable {
-    map: Rc<RefCell<HashMap<PathBuf, Entry>>>,
+    map: Rc<RefCell<PathMap<Entry>>>,
 }
 
 /// A request's hold on a blob; dropping it unpins.
@@ -201,7 +201,7 @@ impl PinTable {
 
     /// Moves the entry of `path` to `next` (`None`: removes it), returning
     /// the removed entry's waiters.
-    fn set(map: &mut HashMap<PathBuf, Entry>, path: &Path, next: Option<PinState>) -> Option<Rc<Notify>> {
+    fn set(map: &mut PathMap<Entry>, path: &Path, next: Option<PinState>) -> Option<Rc<Notify>> {
         match next {
             Some(state) => {
                 if let Some(e) = map.get_mut(path) {

@@ -8,9 +8,9 @@
 //! a session committed is leased for as long, so the manifest that names
 //! it finds it even with a zero orphan lifetime.
 
+use crate::pathmap::PathMap;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,7 @@ struct Entry {
 #[derive(Default)]
 pub struct Sessions {
     open: RefCell<HashMap<String, Entry>>,
-    leases: RefCell<HashMap<PathBuf, Instant>>,
+    leases: RefCell<PathMap<Instant>>,
 }
 
 /// A session a request is using; given back with [`Store::session_put_back`].

@@ -116,6 +116,9 @@ pub struct Staging {
     inflight: VecDeque<WriteTask>,
     /// Set once the file was renamed or removed by its owner.
     consumed: bool,
+    /// When data last arrived (or the file was created): the file's mtime
+    /// is at most a moment later.
+    last_data: std::time::Instant,
 }
 
 impl Staging {
@@ -147,6 +150,7 @@ impl Staging {
                         written: 0,
                         inflight: VecDeque::new(),
                         consumed: false,
+                        last_data: std::time::Instant::now(),
                     });
                 }
                 Err(e) => {
@@ -185,6 +189,7 @@ impl Staging {
         if let Some(h) = self.hasher.as_mut() {
             h.update(&data);
         }
+        self.last_data = std::time::Instant::now();
         self.pending_len += data.len();
         if data.len() < SMALL_FRAME {
             // Tiny frames (a chunked client's small chunks) are gathered by
@@ -298,6 +303,11 @@ impl Staging {
     /// Sets the file's mode through its descriptor (no path lookup).
     pub fn set_mode(&self, mode: u32) -> std::io::Result<()> {
         io::chmod_file(self.open_file()?, mode)
+    }
+
+    /// How long ago data last arrived.
+    pub fn idle(&self) -> std::time::Duration {
+        self.last_data.elapsed()
     }
 
     /// Sets the file's times to now through its descriptor, also once it

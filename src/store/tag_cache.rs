@@ -5,8 +5,8 @@
 //! of a tag's dotfiles goes through the store, which forgets the tag; a
 //! change behind the server's back is seen after SIGHUP.
 
+use crate::pathmap::PathMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::repo::Repo;
@@ -19,7 +19,7 @@ const MAX_TAGS: usize = 200_000;
 
 #[derive(Default)]
 pub struct TagCache {
-    tags: RefCell<HashMap<PathBuf, TagInfo>>,
+    tags: RefCell<PathMap<TagInfo>>,
     /// Bumped by every change, so a read that overlapped one is not kept.
     epoch: Cell<u64>,
 }
