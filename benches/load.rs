@@ -256,6 +256,8 @@ impl Server {
     fn begin_scenario(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
         *self.cpu_mark.lock().unwrap() = self.cpu_seconds();
+        // For `perf record -k CLOCK_MONOTONIC` (benches/profile.sh).
+        eprintln!("scenario begins at {:.6}", monotonic());
     }
 
     /// The server's CPU seconds so far ([`common::cpu_seconds`]).
@@ -496,7 +498,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// CLOCK_MONOTONIC in seconds, the clock `perf record -k CLOCK_MONOTONIC` stamps samples with.
+fn monotonic() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
+        .unwrap_or(0.0)
+}
+
 fn row(s: &Server, scenario: &'static str, bytes: u64, elapsed: Duration, mut lat: Vec<f64>) -> Row {
+    eprintln!("scenario ends at {:.6}: {scenario}", monotonic());
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let secs = elapsed.as_secs_f64();
     let cpu = (s.cpu_seconds() - *s.cpu_mark.lock().unwrap()).max(0.0);

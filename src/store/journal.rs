@@ -288,16 +288,16 @@ async fn new_gen(dir: &Path, n: u64, durable: bool, syncer: &DirSyncer) -> std::
 }
 
 fn encode(format_rel: &Path, path: &str, digest: &str, blob_rel: &Path, intent: bool) -> Vec<u8> {
-    let mut rec = vec![
-        Value::String(format_rel.to_string_lossy().into_owned()),
-        Value::String(path.to_string()),
-        Value::String(digest.to_string()),
-        Value::String(blob_rel.to_string_lossy().into_owned()),
-    ];
-    if intent {
-        rec.push(Value::String(INTENT.into()));
+    // A tuple of borrowed strings is written as the same JSON array as a
+    // `Value` would be, without building one.
+    let (format, blob) = (format_rel.to_string_lossy(), blob_rel.to_string_lossy());
+    let fields = (&*format, path, digest, &*blob);
+    let mut out = if intent {
+        serde_json::to_vec(&(fields.0, fields.1, fields.2, fields.3, INTENT))
+    } else {
+        serde_json::to_vec(&fields)
     }
-    let mut out = serde_json::to_vec(&Value::Array(rec)).unwrap_or_default();
+    .unwrap_or_default();
     out.push(b'\n');
     out
 }
@@ -582,6 +582,14 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn lines_are_compact_json_arrays() {
+        let l = line(Path::new("f/g"), "a \"b\"", "sha256:x", Path::new(".blobs/x"));
+        assert_eq!(l, b"[\"f/g\",\"a \\\"b\\\"\",\"sha256:x\",\".blobs/x\"]\n");
+        let i = intent_line(Path::new("f"), "p", "d", Path::new("b"));
+        assert_eq!(i, b"[\"f\",\"p\",\"d\",\"b\",\"linking\"]\n");
     }
 
     #[test]
