@@ -8,6 +8,9 @@
 //! cargo bench --bench gc -- --dir /some/where # one location
 //! cargo bench --bench gc -- --quick           # 20 000 + 10 000 files
 //! ```
+//!
+//! With two cores or more the server runs on CPU 0 and this process (the
+//! files' creation and the upload clients) on CPU 1.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -20,10 +23,16 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::Digest as _;
 
+mod common;
+
 /// Concurrent upload clients during the measurements.
 const CLIENTS: usize = 4;
 
 fn main() {
+    if common::pinned() {
+        common::pin_self(1).expect("pin the load generator to CPU 1");
+        eprintln!("pinned: server on CPU 0, this process on CPU 1");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let (orphans, live) = if quick { (20_000, 10_000) } else { (200_000, 100_000) };
@@ -54,7 +63,14 @@ fn run(base: &Path, orphans: usize, live: usize) {
         .unwrap()
         .port();
     let log = std::fs::File::create(base.join("server.log")).unwrap();
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_dlrepo"))
+    let mut cmd = if common::pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", env!("CARGO_BIN_EXE_dlrepo")]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
+    };
+    let mut child: Child = cmd
         .env_clear()
         .env("DLREPO_ROOT_DIR", &root)
         .env("DLREPO_LISTEN_PORT", port.to_string())

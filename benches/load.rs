@@ -60,12 +60,6 @@ struct Opts {
 const SERVER_CPU: usize = 0;
 const LOAD_CPU: usize = 1;
 
-fn pin_to(cpu: usize) -> nix::Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu)?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-}
-
 fn parse_opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -234,7 +228,7 @@ impl Server {
             use std::os::unix::process::CommandExt;
             // SAFETY: only an async-signal-safe system call between fork and exec.
             unsafe {
-                cmd.pre_exec(|| pin_to(SERVER_CPU).map_err(std::io::Error::from));
+                cmd.pre_exec(|| common::pin_self(SERVER_CPU).map_err(std::io::Error::from));
             }
         }
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {}: {e}", kind.label()));
@@ -602,7 +596,12 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     let dl = s.kind.is_dlrepo();
     let wants = |c: char| o.scenarios.contains(c);
     if !o.small_only && wants('a') {
-        // (a) large uploads, one at a time.
+        // (a) large uploads, one at a time. Each server gets memory just
+        // freed, as the page cache would give it: on a VM that returns
+        // free pages to its host, the first touch of a page the host took
+        // back costs several times a write (a server run right after
+        // another's files were deleted would otherwise be favoured).
+        warm_up(s.root.parent().unwrap_or(&s.root), d);
         s.begin_scenario();
         let mut c = Conn::open(s.port);
         let t = Instant::now();
@@ -729,8 +728,8 @@ fn run_server(s: &Server, o: &Opts, d: &Data, rows: &mut Vec<Row>) {
     ));
 }
 
-/// Writes and removes as much data as a server run stores, so the first
-/// server measured does not pay for the file system's first allocations.
+/// Writes and removes as much data as a server run stores, so the server
+/// measured next does not pay for the file system's first allocations.
 fn warm_up(dir: &Path, d: &Data) {
     let p = dir.join("warm-up");
     {
@@ -811,7 +810,7 @@ fn main() {
     let o = parse_opts();
     if o.pin {
         // Before any thread starts: they all inherit it.
-        pin_to(LOAD_CPU).expect("pin the load generator");
+        common::pin_self(LOAD_CPU).expect("pin the load generator");
         eprintln!("pinned: server on CPU {SERVER_CPU}, load generator on CPU {LOAD_CPU} (--no-pin to turn off)");
     }
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original-dlrepo-0.44");

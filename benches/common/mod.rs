@@ -17,6 +17,13 @@ pub fn pinned() -> bool {
         && Command::new("taskset").arg("-V").output().is_ok()
 }
 
+/// Moves the calling process (the load generator) to CPU `cpu`.
+pub fn pin_self(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
 /// Starts this server on a fresh `root` and a free port, on CPU `cpu` when
 /// [`pinned`], with `env` over the benchmark defaults (no auth, no fsync).
 pub fn start_dlrepo(root: &Path, cpu: &str, env: &[(&str, String)]) -> (Child, u16) {
