@@ -28,8 +28,14 @@ mod common;
 /// Concurrent upload clients during the measurements.
 const CLIENTS: usize = 4;
 
+/// The server on CPU 0 and this process on CPU 1.
+static PINNED: AtomicBool = AtomicBool::new(false);
+
 fn main() {
-    if common::pinned() {
+    // Decided before this process is pinned: then it sees one core only.
+    let pinned = common::pinned();
+    PINNED.store(pinned, Ordering::Relaxed);
+    if pinned {
         common::pin_self(1).expect("pin the load generator to CPU 1");
         eprintln!("pinned: server on CPU 0, this process on CPU 1");
     }
@@ -63,7 +69,7 @@ fn run(base: &Path, orphans: usize, live: usize) {
         .unwrap()
         .port();
     let log = std::fs::File::create(base.join("server.log")).unwrap();
-    let mut cmd = if common::pinned() {
+    let mut cmd = if PINNED.load(Ordering::Relaxed) {
         let mut c = Command::new("taskset");
         c.args(["-c", "0", env!("CARGO_BIN_EXE_dlrepo")]);
         c
