@@ -10,6 +10,7 @@
 //! DLREPO_LOG_LEVEL=INFO cargo bench --bench load -- --servers ours --small-only   # with the access log
 //! cargo bench --bench load -- --no-pin          # server and load generator unpinned
 //! cargo bench --bench load -- --servers ours,splice,nginx --small 2000   # spliced large downloads too
+//! cargo bench --bench load -- --scenarios bd   # some scenarios only (c and d read b's uploads)
 //! ```
 //!
 //! Scenarios: (a) 4 × 512 MiB uploads, one at a time; (b) 20 000 × 4 KiB
