@@ -84,6 +84,50 @@ fn answers_on_one_connection_stay_in_order() {
 }
 
 #[test]
+fn a_slow_reader_gets_every_byte() {
+    // The socket fills up again and again: the writer waits for it between
+    // partial splices.
+    let s = spliced();
+    let big = data(4 * 1024 * 1024 + 3, 5);
+    s.put_file(BIG, &big).expect(201);
+    let pipes_before = pipes(&s);
+    let conn = s.connect();
+    // A small receive buffer, so the server's side fills quickly.
+    nix::sys::socket::setsockopt(&conn, nix::sys::socket::sockopt::RcvBuf, &(32 * 1024)).expect("SO_RCVBUF");
+    let mut w = conn.try_clone().expect("clone");
+    w.write_all(format!("GET {BIG} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut r = BufReader::with_capacity(16 * 1024, SlowReader(conn));
+    let resp = read_response(&mut r, "GET");
+    resp.expect(200);
+    assert!(resp.body == big, "slowly read file differs");
+    // The bytes came through a pipe: the connection still holds its read
+    // end (the write end went with the answer).
+    assert_eq!(pipes(&s), pipes_before + 1, "the download's pipe is not open");
+    drop(r);
+}
+
+/// Pipe ends the server has open (its runtime has some of its own).
+fn pipes(s: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.to_string_lossy().starts_with("pipe:"))
+        .count()
+}
+
+/// Reads at most 16 KiB at a time, pausing between reads.
+struct SlowReader(std::net::TcpStream);
+
+impl Read for SlowReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(std::time::Duration::from_micros(300));
+        let n = buf.len().min(16 * 1024);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
 fn an_abandoned_download_leaves_the_server_serving() {
     let s = spliced();
     let big = data(8 * 1024 * 1024, 4);
