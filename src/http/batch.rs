@@ -291,8 +291,8 @@ impl<S: Socket> Write for BatchIo<S> {
         // first is sent from the pipe.
         let mut bufs = bufs;
         if let Some(i) = bufs.iter().position(|b| is_placeholder(b)) {
-            if i == 0 {
-                return this.poll_splice(cx, bufs[0].len());
+            if bufs[..i].iter().all(|b| b.is_empty()) {
+                return this.poll_splice(cx, bufs[i].len());
             }
             bufs = &bufs[..i];
         }
