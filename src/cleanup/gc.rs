@@ -80,11 +80,8 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                     dirs.push(path);
                     continue;
                 }
-                let window = if store.requests_in_flight.get() > 0 {
-                    BUSY_WINDOW
-                } else {
-                    IDLE_WINDOW
-                };
+                let busy = store.requests_in_flight.get() > 0;
+                let window = if busy { BUSY_WINDOW } else { IDLE_WINDOW };
                 while running.len() >= window {
                     match running.next().await {
                         Some(r) => tally(stats, r),
@@ -92,8 +89,12 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                     }
                 }
                 running.push(check_one(store, path, is_uploads, now, lifetime));
+                if busy {
+                    // Requests get the ring between two files.
+                    io::yield_to_ring().await;
+                }
             }
-            tokio::task::yield_now().await;
+            io::yield_to_ring().await;
         }
     }
     while let Some(r) = running.next().await {

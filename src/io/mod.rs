@@ -802,6 +802,15 @@ impl DirReader {
     }
 }
 
+/// Gives the loop back through the ring. Unlike `yield_now`, this lets the
+/// thread park, and parking is when tokio-uring submits the operations
+/// other tasks queued and reaps their completions. A walk whose steps never
+/// wait on the ring (a GC scan of live blobs, all stats from the cache)
+/// would otherwise hold every request's disk operations until it ends.
+pub async fn yield_to_ring() {
+    let _ = tokio_uring::no_op().await;
+}
+
 /// Lists a (small) directory whole, sorted by name (byte order). Folders
 /// that may be huge are read with [`DirReader`] instead.
 pub fn read_dir_sorted(path: &Path) -> io::Result<Vec<DirEntry>> {
