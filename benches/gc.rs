@@ -29,16 +29,11 @@ mod common;
 /// Concurrent upload clients during the measurements.
 const CLIENTS: usize = 4;
 
-/// The server on CPU 0 and this process on CPU 1.
-static PINNED: AtomicBool = AtomicBool::new(false);
 /// `--scan-only`: an orphan lifetime no file reaches, so the GC only scans.
 static SCAN_ONLY: AtomicBool = AtomicBool::new(false);
 
 fn main() {
-    // Decided before this process is pinned: then it sees one core only.
-    let pinned = common::pinned();
-    PINNED.store(pinned, Ordering::Relaxed);
-    if pinned {
+    if common::pinned() {
         common::pin_self(1).expect("pin the load generator to CPU 1");
         eprintln!("pinned: server on CPU 0, this process on CPU 1");
     }
@@ -73,14 +68,7 @@ fn run(base: &Path, orphans: usize, live: usize) {
         .unwrap()
         .port();
     let log = std::fs::File::create(base.join("server.log")).unwrap();
-    let mut cmd = if PINNED.load(Ordering::Relaxed) {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0", env!("CARGO_BIN_EXE_dlrepo")]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
-    };
-    let mut child: Child = cmd
+    let mut child: Child = common::dlrepo_command("0")
         .env_clear()
         .env("DLREPO_ROOT_DIR", &root)
         .env("DLREPO_LISTEN_PORT", port.to_string())

@@ -110,10 +110,7 @@ fn parse_opts() -> Opts {
             .unwrap_or_else(|| "abcde".into()),
         // Both sides on one core each, so the server's cost shows; the
         // server's io-wq workers are its threads and stay on its core.
-        pin: !args.iter().any(|a| a == "--no-pin")
-            && std::thread::available_parallelism()
-                .map(|n| n.get() >= 2)
-                .unwrap_or(false),
+        pin: !args.iter().any(|a| a == "--no-pin") && common::pinned(),
         download_rounds: rounds,
     }
 }

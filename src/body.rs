@@ -239,11 +239,13 @@ pub struct SpliceBody {
 impl SpliceBody {
     /// Starts moving the next chunk into the pipe. Spawned, so it is
     /// submitted now rather than when hyper next polls.
-    fn start(&mut self, unmoved: u64) {
-        if self.moving.is_some() || unmoved == 0 {
+    /// Bytes not handed to hyper are not yet in the pipe either: each
+    /// chunk is handed over as soon as it has moved.
+    fn start(&mut self) {
+        if self.moving.is_some() || self.remaining == 0 {
             return;
         }
-        let n = (self.chunk as u64).min(unmoved) as u32;
+        let n = (self.chunk as u64).min(self.remaining) as u32;
         let (file, pipe, pos) = (self.file.clone(), self.pipe.clone(), self.next);
         self.moving = Some(tokio_uring::spawn(splice::file_to_pipe(file, pos, pipe, n)));
     }
@@ -252,7 +254,7 @@ impl SpliceBody {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        self.start(self.remaining);
+        self.start();
         let Some(task) = self.moving.as_mut() else {
             return Poll::Ready(None);
         };
@@ -275,7 +277,7 @@ impl SpliceBody {
             Ok(n) => {
                 self.next += n as u64;
                 self.remaining -= n as u64;
-                self.start(self.remaining);
+                self.start();
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&region()[..n])))))
             }
         }

@@ -10,18 +10,35 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Whether servers go to a core of their own (two cores and `taskset`).
+/// Decided once, before [`pin_self`] narrows this process to one core
+/// (after which the machine would seem to have one).
 pub fn pinned() -> bool {
-    std::thread::available_parallelism()
-        .map(|n| n.get() >= 2)
-        .unwrap_or(false)
-        && Command::new("taskset").arg("-V").output().is_ok()
+    static PINNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PINNED.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() >= 2)
+            .unwrap_or(false)
+            && Command::new("taskset").arg("-V").output().is_ok()
+    })
 }
 
 /// Moves the calling process (the load generator) to CPU `cpu`.
 pub fn pin_self(cpu: usize) -> nix::Result<()> {
+    pinned();
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu)?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+/// The server's command, on CPU `cpu` when [`pinned`].
+pub fn dlrepo_command(cpu: &str) -> Command {
+    if pinned() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", cpu, env!("CARGO_BIN_EXE_dlrepo")]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
+    }
 }
 
 /// Starts this server on a fresh `root` and a free port, on CPU `cpu` when
@@ -34,13 +51,7 @@ pub fn start_dlrepo(root: &Path, cpu: &str, env: &[(&str, String)]) -> (Child, u
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = if pinned() {
-        let mut c = Command::new("taskset");
-        c.args(["-c", cpu, env!("CARGO_BIN_EXE_dlrepo")]);
-        c
-    } else {
-        Command::new(env!("CARGO_BIN_EXE_dlrepo"))
-    };
+    let mut cmd = dlrepo_command(cpu);
     cmd.env_clear()
         .env("DLREPO_ROOT_DIR", root)
         .env("DLREPO_LISTEN_ADDRESS", "127.0.0.1")
