@@ -506,6 +506,30 @@ pub async fn link(from: &Path, to: &Path) -> io::Result<()> {
     op::submit((a, b), sqe).await.0.map(drop)
 }
 
+/// An unnamed regular file (`O_TMPFILE`) in `dir`'s file system, to be
+/// named later by [`link_file`]. Nothing names it until then, so a crash or
+/// a dropped upload leaves nothing behind and no listing or GC can see it.
+pub async fn create_unnamed(dir: &Path, mode: u32) -> io::Result<File> {
+    open(dir, libc::O_TMPFILE | libc::O_WRONLY, mode).await
+}
+
+/// `linkat(2)` with `AT_EMPTY_PATH`: gives the open file `file` the name
+/// `to`. Fails with `AlreadyExists` rather than replace anything.
+pub async fn link_file(file: &std::rc::Rc<File>, to: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (empty, b) = (CString::default(), cpath(to)?);
+    let sqe = opcode::LinkAt::new(
+        types::Fd(file.as_raw_fd()),
+        empty.as_ptr(),
+        types::Fd(libc::AT_FDCWD),
+        b.as_ptr(),
+    )
+    .flags(libc::AT_EMPTY_PATH)
+    .build();
+    // The descriptor stays open until the kernel is done with it.
+    op::submit((file.clone(), empty, b), sqe).await.0.map(drop)
+}
+
 /// `symlink(2)`: a symbolic link at `link_path` whose content is `target`.
 pub async fn symlink(target: &Path, link_path: &Path) -> io::Result<()> {
     let (a, b) = (cpath(target)?, cpath(link_path)?);
@@ -726,6 +750,18 @@ pub fn touch_file(file: &File) -> io::Result<()> {
         &nix::sys::time::TimeSpec::UTIME_NOW,
     )
     .map_err(io::Error::from)
+}
+
+/// The process's file mode creation mask, read once from
+/// `/proc/self/status` (setting it to read it would race with other
+/// threads creating files). `None` if the kernel does not say.
+pub fn umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
 }
 
 /// [`chmod`] for an open file, without a path lookup.

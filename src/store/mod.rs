@@ -113,6 +113,9 @@ pub struct Store {
     /// Requests being answered right now; background work yields more
     /// while it is not zero.
     pub requests_in_flight: Rc<std::cell::Cell<usize>>,
+    /// Whether `.uploads` takes unnamed (`O_TMPFILE`) files that can be
+    /// linked by descriptor; probed by the first upload.
+    unnamed_staging: Cell<Option<bool>>,
 }
 
 impl Store {
@@ -147,6 +150,7 @@ impl Store {
             job_states: job_states::JobStates::default(),
             digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),
+            unnamed_staging: Cell::new(None),
         })
     }
 
@@ -160,6 +164,33 @@ impl Store {
 
     pub fn uploads_dir(&self) -> PathBuf {
         self.root.join(".uploads")
+    }
+
+    /// Whether uploads can stage in unnamed files: the file system must
+    /// support `O_TMPFILE` and the kernel must let this process link such a
+    /// file by descriptor. Tried once, with a throwaway file.
+    pub async fn unnamed_staging_works(&self) -> bool {
+        if let Some(works) = self.unnamed_staging.get() {
+            return works;
+        }
+        let works = match self.probe_unnamed_staging().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("unnamed staging files unavailable, using named ones: {e}");
+                false
+            }
+        };
+        self.unnamed_staging.set(Some(works));
+        works
+    }
+
+    async fn probe_unnamed_staging(&self) -> std::io::Result<()> {
+        let dir = self.uploads_dir();
+        self.ensure_dir(&dir).await?;
+        let file = Rc::new(crate::io::create_unnamed(&dir, 0o600).await?);
+        let name = dir.join(format!("{}.probe", crate::io::random_hex(16)));
+        crate::io::link_file(&file, &name).await?;
+        crate::io::unlink_opt(&name).await.map(drop)
     }
 
     pub fn blobs_dir(&self) -> PathBuf {

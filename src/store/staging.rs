@@ -23,6 +23,9 @@ use crate::io::{self, File};
 /// ~1.0 GB/s; 32 concurrent 32 MiB uploads peak at 191, 132 and 84 MiB RSS.
 const WRITE_CHUNK: usize = 512 << 10;
 
+/// Every blob's mode (spec: blobs are world-readable, never 0600).
+pub const BLOB_MODE: u32 = 0o644;
+
 /// Hash algorithms the server can verify uploads with: every guaranteed
 /// Python hash except the variable-length `shake_*`.
 pub enum Hasher {
@@ -116,6 +119,11 @@ pub struct Staging {
     inflight: VecDeque<WriteTask>,
     /// Set once the file was renamed or removed by its owner.
     consumed: bool,
+    /// Whether the file has a name in `.uploads` (else it is an unnamed
+    /// `O_TMPFILE` that only its descriptor reaches).
+    named: bool,
+    /// The file's mode where it is known to be that, to save a `fchmod`.
+    mode: Option<u32>,
     /// When data last arrived (or the file was created): the file's mtime
     /// is at most a moment later.
     last_data: std::time::Instant,
@@ -150,6 +158,8 @@ impl Staging {
                         written: 0,
                         inflight: VecDeque::new(),
                         consumed: false,
+                        named: true,
+                        mode: None,
                         last_data: std::time::Instant::now(),
                     });
                 }
@@ -169,6 +179,58 @@ impl Staging {
         }
     }
 
+    /// A staging file without a name, for a body received in one request:
+    /// it needs no pin against the GC, no rename into the blob store (it is
+    /// linked there) and no removal when the upload fails. Falls back to a
+    /// named file where the file system cannot do this.
+    pub async fn create_unnamed(store: &Rc<Store>, hasher: Hasher) -> std::io::Result<Staging> {
+        if !store.unnamed_staging_works().await {
+            return Staging::create(store, hasher).await;
+        }
+        let dir = store.uploads_dir();
+        store.ensure_dir(&dir).await?;
+        // No name reaches the file, so it can have the blob mode at once.
+        let file = match io::create_unnamed(&dir, BLOB_MODE).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // `.uploads` was removed under us (0.44 does that after a mismatch).
+                store.forget_dir(&dir);
+                store.ensure_dir(&dir).await?;
+                io::create_unnamed(&dir, BLOB_MODE).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let mode = io::umask().map(|mask| BLOB_MODE & !mask);
+        Ok(Staging {
+            store: store.clone(),
+            uuid: String::new(),
+            path: dir,
+            file: Some(Rc::new(file)),
+            hasher: Some(hasher),
+            pending: Vec::new(),
+            tail: BytesMut::new(),
+            pending_len: 0,
+            written: 0,
+            inflight: VecDeque::new(),
+            consumed: false,
+            named: false,
+            mode,
+            last_data: std::time::Instant::now(),
+        })
+    }
+
+    /// Whether the file has a name (see [`Staging::path`]).
+    pub fn is_named(&self) -> bool {
+        self.named
+    }
+
+    /// Gives an unnamed staging file the name `to` (`AlreadyExists` if taken).
+    pub async fn link_as(&self, to: &Path) -> std::io::Result<()> {
+        let file = self.file.as_ref().ok_or_else(closed)?;
+        io::link_file(file, to).await
+    }
+
+    /// The staging file's path; for an unnamed file, the folder it is in.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -302,6 +364,9 @@ impl Staging {
 
     /// Sets the file's mode through its descriptor (no path lookup).
     pub fn set_mode(&self, mode: u32) -> std::io::Result<()> {
+        if self.mode == Some(mode) {
+            return Ok(());
+        }
         io::chmod_file(self.open_file()?, mode)
     }
 
@@ -325,7 +390,9 @@ impl Staging {
     pub async fn discard(mut self) {
         self.abort_writes();
         self.file.take();
-        let _ = io::unlink_opt(&self.path).await;
+        if self.named {
+            let _ = io::unlink_opt(&self.path).await;
+        }
         self.consumed = true;
     }
 }
@@ -342,6 +409,10 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         self.abort_writes();
+        if !self.named {
+            // Closing the descriptor frees an unnamed file.
+            return;
+        }
         self.store.active_uploads.borrow_mut().remove(&self.uuid);
         if !self.consumed {
             // A disconnect or an error dropped the upload: remove its file.

@@ -40,7 +40,7 @@ impl Store {
                 digest.algo
             ))
         })?;
-        Ok(Staging::create(self, hasher).await?)
+        Ok(Staging::create_unnamed(self, hasher).await?)
     }
 
     /// Commits a received body: checks it against `digest`, moves it into

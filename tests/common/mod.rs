@@ -166,9 +166,22 @@ impl Server {
         poll(Duration::from_secs(10), || self.log().matches(needle).count() >= count)
     }
 
-    /// Number of files in `.uploads` (staging files).
+    /// Number of staging files: the names in `.uploads`, and the unnamed
+    /// (`O_TMPFILE`) or already removed files there that the server still
+    /// holds open, which take disk space as well.
     pub fn staging_files(&self) -> usize {
-        std::fs::read_dir(self.path(".uploads")).map(|d| d.count()).unwrap_or(0)
+        let uploads = std::fs::canonicalize(&self.root)
+            .unwrap_or_else(|_| self.root.clone())
+            .join(".uploads");
+        let named = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+        let unnamed = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|t| t.starts_with(&uploads) && t.to_string_lossy().ends_with(" (deleted)"))
+                    .count()
+            })
+            .unwrap_or(0);
+        named + unnamed
     }
 
     /// `PUT` of `data` with its digest, which must answer 201.
