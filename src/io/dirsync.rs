@@ -54,7 +54,7 @@ impl DirSyncer {
     async fn sync_path(&self, dir: &Path, file: bool) -> io::Result<()> {
         let (need, mut rx, start) = {
             let mut dirs = self.dirs.borrow_mut();
-            let st = dirs.entry(dir.to_path_buf()).or_default();
+            let st = dirs.entry_or_insert_with(dir, DirState::default);
             st.file = file;
             let need = st.started + 1;
             st.wanted = st.wanted.max(need);

@@ -87,7 +87,7 @@ impl Publisher {
         let dir = tag.dir();
         let start = {
             let mut work = self.work.borrow_mut();
-            let w = work.entry(dir.clone()).or_insert(TagWork::Idle);
+            let w = work.entry_or_insert_with(&dir, || TagWork::Idle);
             let start = w.request(want);
             (start, w.wanted())
         };

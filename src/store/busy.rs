@@ -22,20 +22,20 @@ pub struct BusyPaths {
 impl BusyPaths {
     /// Marks `path` busy until the guard drops.
     pub fn enter(&self, path: PathBuf) -> BusyGuard<'_> {
-        *self.counts.borrow_mut().entry(path.clone()).or_insert(0) += 1;
+        *self.counts.borrow_mut().entry_or_insert_with(&path, || 0) += 1;
         BusyGuard { busy: self, path }
     }
 
     /// Whether some busy path satisfies `matches`.
     pub fn any(&self, matches: impl Fn(&Path) -> bool) -> bool {
-        self.counts.borrow().keys().any(|p| matches(p))
+        self.counts.borrow().keys().any(matches)
     }
 
     /// Returns once no busy path satisfies `matches`.
     pub async fn wait_until_none(&self, matches: impl Fn(&Path) -> bool) {
         // One thread: nothing can release a path between the check and the
         // registration of the wait, which happens on its first poll.
-        while self.counts.borrow().keys().any(|p| matches(p)) {
+        while self.counts.borrow().keys().any(&matches) {
             self.released.notified().await;
         }
     }

@@ -92,7 +92,7 @@ impl Store {
             log_write_error("digests journal: cannot start a new file", &e);
             return false;
         }
-        let dirs: Vec<PathBuf> = self.unflushed.borrow().iter().cloned().collect();
+        let dirs: Vec<PathBuf> = self.unflushed.borrow().iter().map(Path::to_path_buf).collect();
         let wrote = !dirs.is_empty();
         let mut ok = true;
         for dir in dirs {

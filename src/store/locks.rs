@@ -8,7 +8,6 @@
 //! thread, so plain `Rc`/`RefCell` suffice.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::pin::Pin;
@@ -23,7 +22,8 @@ struct Slot {
     waiters: Vec<Waker>,
 }
 
-type Map<K> = Rc<RefCell<HashMap<K, Slot>>>;
+// Keys are paths and user names chosen by requests: a seeded hash.
+type Map<K> = Rc<RefCell<hashbrown::HashMap<K, Slot, foldhash::fast::RandomState>>>;
 
 pub struct KeyLocks<K: Eq + Hash + Clone> {
     map: Map<K>,
@@ -38,7 +38,7 @@ impl<K: Eq + Hash + Clone> Clone for KeyLocks<K> {
 impl<K: Eq + Hash + Clone> Default for KeyLocks<K> {
     fn default() -> Self {
         KeyLocks {
-            map: Rc::new(RefCell::new(HashMap::new())),
+            map: Rc::new(RefCell::new(hashbrown::HashMap::with_hasher(Default::default()))),
         }
     }
 }
@@ -49,8 +49,23 @@ impl<K: Eq + Hash + Clone> KeyLocks<K> {
     }
 
     /// Waits for the key's lock.
-    pub fn lock(&self, key: K) -> LockFuture<K> {
-        self.map.borrow_mut().entry(key.clone()).or_default().users += 1;
+    pub fn lock(&self, key: impl Into<K>) -> LockFuture<K> {
+        let key = key.into();
+        {
+            let mut map = self.map.borrow_mut();
+            match map.get_mut(&key) {
+                Some(slot) => slot.users += 1,
+                None => {
+                    map.insert(
+                        key.clone(),
+                        Slot {
+                            users: 1,
+                            ..Slot::default()
+                        },
+                    );
+                }
+            }
+        }
         LockFuture {
             key: Some(key),
             map: self.map.clone(),
@@ -99,21 +114,34 @@ impl<K: Eq + Hash + Clone + Unpin> Future for LockFuture<K> {
     type Output = KeyGuard<K>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<KeyGuard<K>> {
-        let Some(key) = self.key.clone() else {
+        let this = &mut *self;
+        let Some(key) = this.key.as_ref() else {
             return Poll::Pending;
         };
-        let mut map = self.map.borrow_mut();
-        let slot = map.entry(key.clone()).or_default();
-        if slot.locked {
-            slot.waiters.push(cx.waker().clone());
-            return Poll::Pending;
+        let mut map = this.map.borrow_mut();
+        // Our `users` count keeps the slot until we are done.
+        match map.get_mut(key) {
+            Some(slot) if slot.locked => {
+                slot.waiters.push(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Some(slot) => slot.locked = true,
+            None => {
+                let slot = Slot {
+                    locked: true,
+                    users: 1,
+                    waiters: Vec::new(),
+                };
+                map.insert(key.clone(), slot);
+            }
         }
-        slot.locked = true;
         drop(map);
-        self.key = None;
+        let Some(key) = this.key.take() else {
+            return Poll::Pending;
+        };
         Poll::Ready(KeyGuard {
             key,
-            map: self.map.clone(),
+            map: this.map.clone(),
         })
     }
 }
@@ -172,14 +200,14 @@ mod tests {
     fn excludes_and_forgets() {
         tokio_uring::start(async {
             let locks: KeyLocks<u32> = KeyLocks::new();
-            let g = locks.lock(1).await;
+            let g = locks.lock(1u32).await;
             assert!(locks.is_locked(&1));
             assert!(locks.try_lock(1).is_none());
             let l2 = locks.clone();
             let order = Rc::new(RefCell::new(Vec::new()));
             let o2 = order.clone();
             let t = tokio_uring::spawn(async move {
-                let _g = l2.lock(1).await;
+                let _g = l2.lock(1u32).await;
                 o2.borrow_mut().push("second");
             });
             tokio::task::yield_now().await;
@@ -198,11 +226,11 @@ mod tests {
     fn dropped_waiter_does_not_strand() {
         tokio_uring::start(async {
             let locks: KeyLocks<u32> = KeyLocks::new();
-            let g = locks.lock(7).await;
-            let waiting = locks.lock(7);
+            let g = locks.lock(7u32).await;
+            let waiting = locks.lock(7u32);
             drop(waiting);
             drop(g);
-            let _g = locks.lock(7).await;
+            let _g = locks.lock(7u32).await;
             assert_eq!(locks.len(), 1);
         });
     }

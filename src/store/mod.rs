@@ -33,7 +33,7 @@ pub mod tree;
 pub mod upload;
 pub mod usage;
 
-use crate::pathmap::{PathMap, PathSet};
+use crate::pathmap::{PathKey, PathMap, PathSet};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -78,14 +78,14 @@ pub struct Store {
     // of docs/design.md ("Lock order"): a tag, a job, the job's formats, a
     // repository's `products/`, then a user's usage.
     /// Format directories whose `.digests`/`.dirty` are being rewritten.
-    format_mutex: locks::KeyLocks<PathBuf>,
+    format_mutex: locks::KeyLocks<PathKey>,
     /// Job directories whose metadata, flags or lock are changing.
-    job_mutex: locks::KeyLocks<PathBuf>,
+    job_mutex: locks::KeyLocks<PathKey>,
     /// A tag's flags change, and a tag is checked and deleted, under its
     /// folder's mutex, so a tag locked meanwhile is never deleted.
-    tag_mutex: locks::KeyLocks<PathBuf>,
+    tag_mutex: locks::KeyLocks<PathKey>,
     /// A repository's `products/` tree while links are made or removed.
-    products_mutex: locks::KeyLocks<PathBuf>,
+    products_mutex: locks::KeyLocks<PathKey>,
     /// A user's disk usage while it is checked and changed, or recomputed:
     /// a refresh must not overwrite changes made while it walked the tree.
     usage_mutex: locks::KeyLocks<String>,

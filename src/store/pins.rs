@@ -139,12 +139,11 @@ impl PinTable {
                 let current = map.get(path).map(|e| e.state);
                 match PinState::on_pin(current) {
                     Ok(state) => {
-                        map.entry(path.to_path_buf())
-                            .or_insert_with(|| Entry {
-                                state,
-                                done: Rc::new(Notify::new()),
-                            })
-                            .state = state;
+                        map.entry_or_insert_with(path, || Entry {
+                            state,
+                            done: Rc::new(Notify::new()),
+                        })
+                        .state = state;
                         None
                     }
                     Err(UnlinkInFlight) => map.get(path).map(|e| e.done.clone()),
