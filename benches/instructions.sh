@@ -13,7 +13,7 @@ bin=${1:-target/release/dlrepo}
 n=${2:-2000}
 port=$((20000 + $$ % 10000))
 work=$(mktemp -d /dev/shm/dlrepo-instr.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] && cp "$work"/cg.out.* /tmp/ 2>/dev/null; rm -rf "$work"' EXIT
 mkdir "$work/root"
 cat > "$work/client.py" <<'PY'
 import hashlib, http.client, sys

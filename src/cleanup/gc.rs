@@ -26,6 +26,11 @@ const LIST_BATCH: usize = 256;
 /// being served, and when some are.
 const IDLE_WINDOW: usize = 64;
 const BUSY_WINDOW: usize = 4;
+/// While no request is being served, orphans are unlinked with plain system
+/// calls (a ring unlink is an io-wq round trip each); the loop is given back
+/// after this many files, so a request that arrives waits for at most that
+/// many unlinks before the GC switches to the ring.
+const IDLE_SYNC_BATCH: usize = 32;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GcStats {
@@ -63,6 +68,7 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
             stats.bytes += size;
         }
     };
+    let mut since_yield = 0;
     while let Some(dir) = dirs.pop() {
         let Ok(mut reader) = io::DirReader::open(&dir) else {
             continue;
@@ -89,11 +95,14 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                     }
                 }
                 running.push(check_one(store, path, is_uploads, now, lifetime));
-                if busy {
-                    // Requests get the ring between two files.
+                since_yield += 1;
+                if busy || since_yield >= IDLE_SYNC_BATCH {
+                    // Requests get the ring between two files when busy.
+                    since_yield = 0;
                     io::yield_to_ring().await;
                 }
             }
+            since_yield = 0;
             io::yield_to_ring().await;
         }
     }
@@ -129,7 +138,11 @@ async fn check_one(store: &Rc<Store>, path: PathBuf, is_uploads: bool, now: f64,
     if in_use() || store.blob_leased(path) || !watch.begin_delete() {
         return None;
     }
-    let res = io::unlink(path).await;
+    let res = if store.requests_in_flight.get() == 0 {
+        io::unlink_now(path)
+    } else {
+        io::unlink(path).await
+    };
     drop(watch);
     res.ok().map(|()| st.size)
 }

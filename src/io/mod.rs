@@ -544,6 +544,12 @@ pub async fn unlink(path: &Path) -> io::Result<()> {
     op::submit(p, sqe).await.0.map(drop)
 }
 
+/// `unlink(2)` as a plain system call on this thread: no io-wq round trip,
+/// for callers that bound how many they make between two yields.
+pub fn unlink_now(path: &Path) -> io::Result<()> {
+    nix::unistd::unlink(path).map_err(io::Error::from)
+}
+
 /// `unlink(2)` where a missing file is not an error. Returns whether it removed one.
 pub async fn unlink_opt(path: &Path) -> io::Result<bool> {
     match unlink(path).await {
