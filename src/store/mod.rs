@@ -116,6 +116,9 @@ pub struct Store {
     /// Whether `.uploads` takes unnamed (`O_TMPFILE`) files that can be
     /// linked by descriptor; probed by the first upload.
     unnamed_staging: Cell<Option<bool>>,
+    /// Unnamed staging files open right now (named ones are in
+    /// `active_uploads`).
+    pub(crate) unnamed_open: Cell<usize>,
 }
 
 impl Store {
@@ -151,6 +154,7 @@ impl Store {
             digests_epoch: Cell::new(0),
             requests_in_flight: Rc::new(std::cell::Cell::new(0)),
             unnamed_staging: Cell::new(None),
+            unnamed_open: Cell::new(0),
         })
     }
 
@@ -232,9 +236,10 @@ impl Store {
         self.pins.watch(path)
     }
 
-    /// Staging files being written (`/metrics`).
+    /// Staging files being written (`/metrics`): the named ones and the
+    /// unnamed ones.
     pub fn staging_in_flight(&self) -> usize {
-        self.active_uploads.borrow().len()
+        self.active_uploads.borrow().len() + self.unnamed_open.get()
     }
 
     /// Formats whose `.digests` is not yet rewritten from the journal

@@ -201,6 +201,7 @@ impl Staging {
             Err(e) => return Err(e),
         };
         let mode = io::umask().map(|mask| BLOB_MODE & !mask);
+        store.unnamed_open.set(store.unnamed_open.get() + 1);
         Ok(Staging {
             store: store.clone(),
             uuid: String::new(),
@@ -411,6 +412,9 @@ impl Drop for Staging {
         self.abort_writes();
         if !self.named {
             // Closing the descriptor frees an unnamed file.
+            self.store
+                .unnamed_open
+                .set(self.store.unnamed_open.get().saturating_sub(1));
             return;
         }
         self.store.active_uploads.borrow_mut().remove(&self.uuid);
