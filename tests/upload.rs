@@ -81,6 +81,37 @@ fn non_ascii_names_are_escaped_like_python() {
 }
 
 #[test]
+fn chunked_frames_of_mixed_sizes_keep_their_order() {
+    // Sent one chunk at a time, so the server gets frames of these sizes:
+    // small ones it passes on as they are, small ones it gathers by
+    // copying, and large ones, interleaved.
+    let s = Server::start();
+    let sizes = [3usize, 5, 40_000, 2, 1, 1, 1, 1, 1, 70_000, 9, 9, 9, 9, 9, 9, 600_000, 1, 7];
+    let total: usize = sizes.iter().sum();
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
+    let mut c = s.connect();
+    write!(
+        c,
+        "PUT /branches/b/t/j/f/mixed.bin HTTP/1.1\r\nHost: x\r\nDigest: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        sha256_digest(&data)
+    )
+    .unwrap();
+    let mut at = 0;
+    for n in sizes {
+        write!(c, "{n:x}\r\n").unwrap();
+        c.write_all(&data[at..at + n]).unwrap();
+        c.write_all(b"\r\n").unwrap();
+        c.flush().unwrap();
+        at += n;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    c.write_all(b"0\r\n\r\n").unwrap();
+    let r = read_response(&mut std::io::BufReader::new(c), "PUT");
+    r.expect(201);
+    assert_eq!(s.get("/branches/b/t/j/f/mixed.bin").body, data);
+}
+
+#[test]
 fn chunked_body_and_expect_continue() {
     let s = Server::start();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
