@@ -308,21 +308,13 @@ fn metrics_count_uploads_and_downloads_by_the_right_amounts() {
 
 #[test]
 fn metrics_count_the_upload_bodies_being_received() {
-    use std::io::Write;
     let s = Server::start();
     let staging = || {
         let m = parse_metrics(&s.get("/metrics").text());
         m.get("dlrepo_staging_uploads").copied().unwrap_or(-1.0)
     };
     assert_eq!(staging(), 0.0);
-    let mut c = s.connect();
-    write!(
-        c,
-        "PUT /branches/b/t/j/f/big HTTP/1.1\r\nHost: x\r\nDigest: {}\r\nContent-Length: 100000\r\n\r\n",
-        sha256_digest(b"never")
-    )
-    .unwrap();
-    c.write_all(&[7u8; 10_000]).unwrap();
+    let c = s.begin_put("/branches/b/t/j/f/big", 100_000, 10_000);
     wait_until("the body to be staged", || staging() == 1.0);
     drop(c);
     wait_until("the staging file to go", || staging() == 0.0);

@@ -86,7 +86,9 @@ fn chunked_frames_of_mixed_sizes_keep_their_order() {
     // small ones it passes on as they are, small ones it gathers by
     // copying, and large ones, interleaved.
     let s = Server::start();
-    let sizes = [3usize, 5, 40_000, 2, 1, 1, 1, 1, 1, 70_000, 9, 9, 9, 9, 9, 9, 600_000, 1, 7];
+    let sizes = [
+        3usize, 5, 40_000, 2, 1, 1, 1, 1, 1, 70_000, 9, 9, 9, 9, 9, 9, 600_000, 1, 7,
+    ];
     let total: usize = sizes.iter().sum();
     let data: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
     let mut c = s.connect();
@@ -375,14 +377,7 @@ fn unnamed_files_expected() -> bool {
 #[test]
 fn disconnect_mid_upload_removes_the_staging_file() {
     let s = Server::start();
-    let mut c = s.connect();
-    write!(
-        c,
-        "PUT /branches/b/t/j/f/big HTTP/1.1\r\nHost: x\r\nDigest: {}\r\nContent-Length: 1000000\r\n\r\n",
-        sha256_digest(b"never")
-    )
-    .unwrap();
-    c.write_all(&[7u8; 50_000]).unwrap();
+    let c = s.begin_put("/branches/b/t/j/f/big", 1_000_000, 50_000);
     // Wait until the staging file exists, then hang up.
     wait_until("a staging file", || s.staging_files() > 0);
     if unnamed_files_expected() {

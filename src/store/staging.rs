@@ -145,24 +145,7 @@ impl Staging {
                 continue;
             }
             match io::create_new(&path, 0o600).await {
-                Ok(file) => {
-                    return Ok(Staging {
-                        store: store.clone(),
-                        uuid,
-                        path,
-                        file: Some(Rc::new(file)),
-                        hasher: Some(hasher),
-                        pending: Vec::new(),
-                        tail: BytesMut::new(),
-                        pending_len: 0,
-                        written: 0,
-                        inflight: VecDeque::new(),
-                        consumed: false,
-                        named: true,
-                        mode: None,
-                        last_data: std::time::Instant::now(),
-                    });
-                }
+                Ok(file) => return Ok(Staging::opened(store, uuid, path, file, hasher, true, None)),
                 Err(e) => {
                     store.active_uploads.borrow_mut().remove(&uuid);
                     match e.kind() {
@@ -202,10 +185,23 @@ impl Staging {
         };
         let mode = io::umask().map(|mask| BLOB_MODE & !mask);
         store.unnamed_open.set(store.unnamed_open.get() + 1);
-        Ok(Staging {
+        Ok(Staging::opened(store, String::new(), dir, file, hasher, false, mode))
+    }
+
+    /// The value for a just created, empty staging file.
+    fn opened(
+        store: &Rc<Store>,
+        uuid: String,
+        path: PathBuf,
+        file: File,
+        hasher: Hasher,
+        named: bool,
+        mode: Option<u32>,
+    ) -> Staging {
+        Staging {
             store: store.clone(),
-            uuid: String::new(),
-            path: dir,
+            uuid,
+            path,
             file: Some(Rc::new(file)),
             hasher: Some(hasher),
             pending: Vec::new(),
@@ -214,10 +210,10 @@ impl Staging {
             written: 0,
             inflight: VecDeque::new(),
             consumed: false,
-            named: false,
+            named,
             mode,
             last_data: std::time::Instant::now(),
-        })
+        }
     }
 
     /// Whether the file has a name (see [`Staging::path`]).

@@ -253,6 +253,21 @@ impl Server {
         s
     }
 
+    /// A `PUT` of `len` bytes (with a digest no body matches) of which
+    /// only `sent` are sent: an upload in progress, for as long as the
+    /// returned connection stays open.
+    pub fn begin_put(&self, path: &str, len: usize, sent: usize) -> TcpStream {
+        use std::io::Write;
+        let mut c = self.connect();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nDigest: {}\r\nContent-Length: {len}\r\n\r\n",
+            sha256_digest(b"never")
+        );
+        c.write_all(head.as_bytes()).expect("send the head");
+        c.write_all(&vec![7u8; sent]).expect("send part of the body");
+        c
+    }
+
     pub fn req(&self, method: &str, path: &str) -> Request<'_> {
         Request {
             server: self,
