@@ -15,7 +15,7 @@ type State = foldhash::fast::RandomState;
 /// A path as a key: equal when `Path`s are equal (component by component,
 /// so `a/b/` is `a/b`), and hashed as the bytes of its normal form, which
 /// is the path itself unless it has a `//`, a `/./` or a trailing `/`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathKey(PathBuf);
 
 impl PathKey {
@@ -27,12 +27,6 @@ impl PathKey {
 impl From<PathBuf> for PathKey {
     fn from(p: PathBuf) -> Self {
         PathKey(p)
-    }
-}
-
-impl From<&Path> for PathKey {
-    fn from(p: &Path) -> Self {
-        PathKey(p.to_path_buf())
     }
 }
 

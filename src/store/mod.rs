@@ -179,6 +179,16 @@ impl Store {
         }
         let works = match self.probe_unnamed_staging().await {
             Ok(()) => true,
+            // A full disk or too many open files says nothing about support:
+            // this upload uses a named file, the next one probes again.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSPC | libc::EMFILE | libc::ENFILE | libc::EIO)
+                ) =>
+            {
+                return false
+            }
             Err(e) => {
                 tracing::debug!("unnamed staging files unavailable, using named ones: {e}");
                 false
