@@ -375,6 +375,20 @@ fn unnamed_files_expected() -> bool {
 }
 
 #[test]
+fn durable_uploads_stage_in_named_files() {
+    // With DLREPO_FSYNC=1 the staging file is a name in `.uploads`, which
+    // the rename into the blob store keeps at one link on disk.
+    let s = Server::start_with(&[("DLREPO_FSYNC", "1")]);
+    let c = s.begin_put("/branches/b/t/j/f/big", 1_000_000, 50_000);
+    wait_until("a staging file", || s.staging_files() > 0);
+    assert_eq!(std::fs::read_dir(s.path(".uploads")).unwrap().count(), 1);
+    drop(c);
+    wait_until("the staging file to go", || s.staging_files() == 0);
+    s.put_file("/branches/b/t/j/f/ok", b"ok").expect(201);
+    assert_eq!(s.get("/branches/b/t/j/f/ok").body, b"ok");
+}
+
+#[test]
 fn disconnect_mid_upload_removes_the_staging_file() {
     let s = Server::start();
     let c = s.begin_put("/branches/b/t/j/f/big", 1_000_000, 50_000);
