@@ -65,22 +65,19 @@ impl Store {
         let mut created = self.ensure_dir(&shard).await?;
         // Blob mode before the rename: whatever happens next, a blob is never 0600.
         staging.set_mode(super::staging::BLOB_MODE)?;
-        let mut renamed = move_into_place(staging, &path).await;
+        let mut renamed = staging.move_to(&path).await;
         if matches!(&renamed, Err(e) if e.raw_os_error() == Some(libc::ENOENT)) {
             // The shard vanished since we cached it: create it again.
             self.forget_dir(&shard);
             created = self.ensure_dir(&shard).await?;
-            renamed = move_into_place(staging, &path).await;
+            renamed = staging.move_to(&path).await;
         }
         match renamed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // Known content: renew the existing blob's lease, drop ours.
                 io::touch(&path)?;
-                if staging.is_named() {
-                    io::unlink_opt(staging.path()).await?;
-                }
-                staging.mark_consumed();
+                staging.remove_known().await?;
                 return Ok(HeldBlob { path, size, _pin: pin });
             }
             Err(e) => return Err(e.into()),
@@ -96,15 +93,5 @@ impl Store {
         dirs.extend(created.iter().filter_map(|c| c.parent().map(Path::to_path_buf)));
         self.sync_dirs(dirs.iter().map(PathBuf::as_path)).await?;
         Ok(HeldBlob { path, size, _pin: pin })
-    }
-}
-
-/// Names a staging file `blob`: links an unnamed one, renames a named one.
-/// Neither replaces an existing blob.
-async fn move_into_place(staging: &Staging, blob: &Path) -> std::io::Result<()> {
-    if staging.is_named() {
-        io::rename_noreplace(staging.path(), blob).await
-    } else {
-        staging.link_as(blob).await
     }
 }

@@ -172,7 +172,8 @@ impl Store {
 
     /// Whether uploads can stage in unnamed files: the file system must
     /// support `O_TMPFILE` and the kernel must let this process link such a
-    /// file by descriptor. Tried once, with a throwaway file.
+    /// file by descriptor. Tried with a throwaway file until it answers
+    /// yes or a definite no.
     pub async fn unnamed_staging_works(&self) -> bool {
         if let Some(works) = self.unnamed_staging.get() {
             return works;

@@ -105,7 +105,9 @@ const MAX_INFLIGHT: usize = 2;
 
 pub struct Staging {
     store: Rc<Store>,
+    /// The name in `.uploads`; empty for an unnamed file.
     uuid: String,
+    /// The file's path; for an unnamed file, the folder it is in.
     path: PathBuf,
     file: Option<Rc<File>>,
     hasher: Option<Hasher>,
@@ -119,9 +121,6 @@ pub struct Staging {
     inflight: VecDeque<WriteTask>,
     /// Set once the file was renamed or removed by its owner.
     consumed: bool,
-    /// Whether the file has a name in `.uploads` (else it is an unnamed
-    /// `O_TMPFILE` that only its descriptor reaches).
-    named: bool,
     /// The file's mode where it is known to be that, to save a `fchmod`.
     mode: Option<u32>,
     /// When data last arrived (or the file was created): the file's mtime
@@ -145,7 +144,7 @@ impl Staging {
                 continue;
             }
             match io::create_new(&path, 0o600).await {
-                Ok(file) => return Ok(Staging::opened(store, uuid, path, file, hasher, true, None)),
+                Ok(file) => return Ok(Staging::opened(store, uuid, path, file, hasher, None)),
                 Err(e) => {
                     store.active_uploads.borrow_mut().remove(&uuid);
                     match e.kind() {
@@ -162,12 +161,14 @@ impl Staging {
         }
     }
 
-    /// A staging file without a name, for a body received in one request:
-    /// it needs no pin against the GC, no rename into the blob store (it is
-    /// linked there) and no removal when the upload fails. Falls back to a
-    /// named file where the file system cannot do this.
-    pub async fn create_unnamed(store: &Rc<Store>, hasher: Hasher) -> std::io::Result<Staging> {
-        if !store.unnamed_staging_works().await {
+    /// A staging file for a body received in one request. Without a name
+    /// where it can be: such a file needs no pin against the GC, no rename
+    /// into the blob store (it is linked there) and no removal when the
+    /// upload fails. Durable uploads keep a named file: an unnamed one gets
+    /// its link count only at the link, after its data sync, so it would
+    /// need one more inode sync per upload to be safe on power loss.
+    pub async fn create_for_request(store: &Rc<Store>, hasher: Hasher) -> std::io::Result<Staging> {
+        if store.cfg.fsync || !store.unnamed_staging_works().await {
             return Staging::create(store, hasher).await;
         }
         let dir = store.uploads_dir();
@@ -185,7 +186,8 @@ impl Staging {
         };
         let mode = io::umask().map(|mask| BLOB_MODE & !mask);
         store.unnamed_open.set(store.unnamed_open.get() + 1);
-        Ok(Staging::opened(store, String::new(), dir, file, hasher, false, mode))
+        // No uuid: nothing names the file.
+        Ok(Staging::opened(store, String::new(), dir, file, hasher, mode))
     }
 
     /// The value for a just created, empty staging file.
@@ -195,7 +197,6 @@ impl Staging {
         path: PathBuf,
         file: File,
         hasher: Hasher,
-        named: bool,
         mode: Option<u32>,
     ) -> Staging {
         Staging {
@@ -210,26 +211,35 @@ impl Staging {
             written: 0,
             inflight: VecDeque::new(),
             consumed: false,
-            named,
             mode,
             last_data: std::time::Instant::now(),
         }
     }
 
-    /// Whether the file has a name (see [`Staging::path`]).
-    pub fn is_named(&self) -> bool {
-        self.named
+    /// Whether the file has a name in `.uploads` (else it is an unnamed
+    /// `O_TMPFILE` that only its descriptor reaches).
+    fn is_named(&self) -> bool {
+        !self.uuid.is_empty()
     }
 
-    /// Gives an unnamed staging file the name `to` (`AlreadyExists` if taken).
-    pub async fn link_as(&self, to: &Path) -> std::io::Result<()> {
+    /// Gives the file the name `blob`: renames a named file, links an
+    /// unnamed one. Neither replaces an existing file (`AlreadyExists`).
+    pub async fn move_to(&self, blob: &Path) -> std::io::Result<()> {
+        if self.is_named() {
+            return io::rename_noreplace(&self.path, blob).await;
+        }
         let file = self.file.as_ref().ok_or_else(closed)?;
-        io::link_file(file, to).await
+        io::link_file(file, blob).await
     }
 
-    /// The staging file's path; for an unnamed file, the folder it is in.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Drops the file now, its content being known already: removes a
+    /// named one (an unnamed one goes when the value is dropped).
+    pub async fn remove_known(&mut self) -> std::io::Result<()> {
+        if self.is_named() {
+            io::unlink_opt(&self.path).await?;
+        }
+        self.consumed = true;
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
@@ -387,7 +397,7 @@ impl Staging {
     pub async fn discard(mut self) {
         self.abort_writes();
         self.file.take();
-        if self.named {
+        if self.is_named() {
             let _ = io::unlink_opt(&self.path).await;
         }
         self.consumed = true;
@@ -406,7 +416,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         self.abort_writes();
-        if !self.named {
+        if !self.is_named() {
             // Closing the descriptor frees an unnamed file.
             self.store
                 .unnamed_open

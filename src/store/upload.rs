@@ -40,13 +40,7 @@ impl Store {
                 digest.algo
             ))
         })?;
-        if self.cfg.fsync {
-            // Durable uploads keep the named file: an unnamed one gets its
-            // link count only at the link, after its data sync, so it would
-            // need one more inode sync per upload to be safe on power loss.
-            return Ok(Staging::create(self, hasher).await?);
-        }
-        Ok(Staging::create_unnamed(self, hasher).await?)
+        Ok(Staging::create_for_request(self, hasher).await?)
     }
 
     /// Commits a received body: checks it against `digest`, moves it into
