@@ -97,7 +97,7 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
     store.spawn_session_expiry();
     let publisher = Publisher::new(store.clone(), cfg.clone());
     let cleanup = Scheduler::new(store.clone(), publisher.clone());
-    let inflight = InFlight::new(store.requests_in_flight.clone());
+    let inflight = InFlight::new(store.activity.clone());
     let ctx = Rc::new(Ctx {
         auth: auth.clone(),
         store,

@@ -8,29 +8,65 @@
 //! files in use are in `active_uploads` from before their creation.
 //! Directories are read in bounded batches and the loop is given back
 //! between them; a bounded window of candidates is checked at a time,
-//! narrower while requests are being served.
+//! narrower while the server is busy (see [`Pace`]).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::hooks;
 use crate::io;
+use crate::store::activity::Activity;
 use crate::store::Store;
 
 /// How many directory entries are read before giving the loop back.
 const LIST_BATCH: usize = 256;
-/// Candidates checked at once (statx or unlink in flight) when no request is
-/// being served, and when some are.
+/// Candidates checked at once (statx or unlink in flight) while the server
+/// is idle, and while it is busy.
 const IDLE_WINDOW: usize = 64;
 const BUSY_WINDOW: usize = 4;
-/// While no request is being served, orphans are unlinked with plain system
+/// While the server is idle, orphans are unlinked with plain system
 /// calls (a ring unlink is an io-wq round trip each); the loop is given back
 /// after this many files, so a request that arrives waits for at most that
 /// many unlinks before the GC switches to the ring.
 const IDLE_SYNC_BATCH: usize = 32;
+/// How long after the last request started the server still counts as
+/// busy: a steady stream of requests has gaps between an answer and the
+/// next request, and the walk must not use those for a batch of blocking
+/// unlinks that the next request would wait behind.
+const QUIET_AFTER: Duration = Duration::from_millis(50);
+
+/// Whether requests are being served, as the walk sees it.
+struct Pace<'a> {
+    activity: &'a Activity,
+    /// The activity's request count when last looked at.
+    seen: Cell<u64>,
+    /// When the walk last saw a request; none yet in this run.
+    last_busy: Cell<Option<Instant>>,
+}
+
+impl<'a> Pace<'a> {
+    fn new(activity: &'a Activity) -> Pace<'a> {
+        Pace {
+            activity,
+            seen: Cell::new(activity.started()),
+            last_busy: Cell::new(None),
+        }
+    }
+
+    fn busy(&self) -> bool {
+        let started = self.activity.started();
+        if self.activity.in_flight() > 0 || started != self.seen.get() {
+            self.seen.set(started);
+            self.last_busy.set(Some(Instant::now()));
+            return true;
+        }
+        self.last_busy.get().is_some_and(|t| t.elapsed() < QUIET_AFTER)
+    }
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GcStats {
@@ -42,6 +78,7 @@ pub struct GcStats {
 pub async fn collect_orphans(store: &Rc<Store>) -> GcStats {
     let mut stats = GcStats::default();
     let lifetime = store.cfg.orphan_blob_lifetime as f64;
+    let pace = Pace::new(&store.activity);
     for (folder, is_uploads) in [(store.blobs_dir(), false), (store.uploads_dir(), true)] {
         // Each folder on its own: a missing .blobs does not skip .uploads.
         if !io::is_dir(&folder).await {
@@ -51,12 +88,20 @@ pub async fn collect_orphans(store: &Rc<Store>) -> GcStats {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        walk(store, &folder, is_uploads, now, lifetime, &mut stats).await;
+        walk(store, &pace, &folder, is_uploads, now, lifetime, &mut stats).await;
     }
     stats
 }
 
-async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifetime: f64, stats: &mut GcStats) {
+async fn walk(
+    store: &Rc<Store>,
+    pace: &Pace<'_>,
+    root: &Path,
+    is_uploads: bool,
+    now: f64,
+    lifetime: f64,
+    stats: &mut GcStats,
+) {
     let mut dirs = vec![root.to_path_buf()];
     // A sliding window of checks in flight: the ring always has work, and
     // requests get a bigger share of it whenever any are in progress.
@@ -86,7 +131,7 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                     dirs.push(path);
                     continue;
                 }
-                let busy = store.requests_in_flight.get() > 0;
+                let busy = pace.busy();
                 let window = if busy { BUSY_WINDOW } else { IDLE_WINDOW };
                 while running.len() >= window {
                     match running.next().await {
@@ -94,7 +139,7 @@ async fn walk(store: &Rc<Store>, root: &Path, is_uploads: bool, now: f64, lifeti
                         None => break,
                     }
                 }
-                running.push(check_one(store, path, is_uploads, now, lifetime));
+                running.push(check_one(store, pace, path, is_uploads, now, lifetime));
                 since_yield += 1;
                 if busy || since_yield >= IDLE_SYNC_BATCH {
                     // Requests get the ring between two files when busy.
@@ -125,7 +170,14 @@ fn give_cpu_to_workers() {
 }
 
 /// Checks one file and removes it if it is an orphan. Returns its size if removed.
-async fn check_one(store: &Rc<Store>, path: PathBuf, is_uploads: bool, now: f64, lifetime: f64) -> Option<u64> {
+async fn check_one(
+    store: &Rc<Store>,
+    pace: &Pace<'_>,
+    path: PathBuf,
+    is_uploads: bool,
+    now: f64,
+    lifetime: f64,
+) -> Option<u64> {
     let path = path.as_path();
     let in_use = || {
         is_uploads && {
@@ -151,11 +203,37 @@ async fn check_one(store: &Rc<Store>, path: PathBuf, is_uploads: bool, now: f64,
     if in_use() || store.blob_leased(path) || !watch.begin_delete() {
         return None;
     }
-    let res = if store.requests_in_flight.get() == 0 {
+    let res = if !pace.busy() {
         io::unlink_now(path)
     } else {
         io::unlink(path).await
     };
     drop(watch);
     res.ok().map(|()| st.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_between_two_looks_counts_as_busy() {
+        let activity = Rc::new(Activity::default());
+        let pace = Pace::new(&activity);
+        assert!(!pace.busy(), "no request yet: idle");
+        let guard = activity.begin();
+        assert!(pace.busy(), "a request in flight");
+        drop(guard);
+        // Started and finished while the walk was not looking.
+        drop(activity.begin());
+        assert!(pace.busy(), "a request came and went");
+    }
+
+    #[test]
+    fn requests_from_before_the_run_do_not_count() {
+        let activity = Rc::new(Activity::default());
+        drop(activity.begin());
+        let pace = Pace::new(&activity);
+        assert!(!pace.busy());
+    }
 }

@@ -289,7 +289,7 @@ pub async fn get_metrics(ctx: &Ctx) -> HttpResult<Response<Body>> {
         (
             "dlrepo_requests_in_flight",
             "Requests whose handler is running",
-            ctx.store.requests_in_flight.get() as i64,
+            ctx.store.activity.in_flight() as i64,
         ),
         (
             "dlrepo_open_connections",

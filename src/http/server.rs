@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, UnixListener};
 
 use super::batch::{BatchIo, Socket};
 use super::{handle, Ctx};
+use crate::store::activity::Activity;
 
 /// Largest request head (request line plus headers) accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -80,7 +81,7 @@ impl Listener {
 pub struct InFlight {
     /// Requests whose handler runs (shared with the store, which paces
     /// background work by it).
-    requests: Rc<Cell<usize>>,
+    requests: Rc<Activity>,
     /// Open connections, idle ones included until the shutdown closes them.
     conns: Rc<Cell<usize>>,
     /// Set once the server stops: each connection finishes the answer it is
@@ -89,10 +90,10 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// Counts requests into `counter`.
-    pub fn new(counter: Rc<Cell<usize>>) -> InFlight {
+    /// Counts requests into `activity`.
+    pub fn new(activity: Rc<Activity>) -> InFlight {
         InFlight {
-            requests: counter,
+            requests: activity,
             conns: Rc::default(),
             stopping: Rc::new(tokio::sync::watch::channel(false).0),
         }
@@ -110,7 +111,7 @@ impl InFlight {
 
     /// Requests being handled plus connections still open.
     pub fn count(&self) -> usize {
-        self.requests.get() + self.conns.get()
+        self.requests.in_flight() + self.conns.get()
     }
 }
 
@@ -180,7 +181,7 @@ fn spawn_served<S: Socket + 'static>(io: BatchIo<S>, peer: String, ctx: Rc<Ctx>,
     let svc = service_fn(move |req| {
         let ctx = ctx.clone();
         let peer = peer.clone();
-        let guard = InFlightGuard::new(&requests);
+        let guard = requests.begin();
         let target = target.clone();
         async move {
             let _guard = guard;

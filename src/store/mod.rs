@@ -1,6 +1,7 @@
 //! The storage layer: the on-disk tree of `docs/spec/layout.md`, the blob store, and
 //! the upload and link paths. Nothing here knows about HTTP.
 
+pub mod activity;
 pub mod alias;
 pub mod archive;
 pub mod blobs;
@@ -110,9 +111,8 @@ pub struct Store {
     /// to disk does not cache what it read over a newer version.
     digests_epoch: Cell<u64>,
     usage: usage::Usage,
-    /// Requests being answered right now; background work yields more
-    /// while it is not zero.
-    pub requests_in_flight: Rc<std::cell::Cell<usize>>,
+    /// Request traffic; background work yields more while there is some.
+    pub activity: Rc<activity::Activity>,
     /// Whether `.uploads` takes unnamed (`O_TMPFILE`) files that can be
     /// linked by descriptor; probed by the first upload.
     unnamed_staging: Cell<Option<bool>>,
@@ -152,7 +152,7 @@ impl Store {
             ready_formats: RefCell::new(Default::default()),
             job_states: job_states::JobStates::default(),
             digests_epoch: Cell::new(0),
-            requests_in_flight: Rc::new(std::cell::Cell::new(0)),
+            activity: Rc::default(),
             unnamed_staging: Cell::new(None),
             unnamed_open: Cell::new(0),
         })
