@@ -8,6 +8,8 @@
 //! cargo bench --bench gc -- --dir /some/where # one location
 //! cargo bench --bench gc -- --quick           # 20 000 + 10 000 files
 //! cargo bench --bench gc -- --scan-only       # orphans too young to go: a scan that removes nothing
+//! cargo bench --bench gc -- --pause-us 1000   # each client waits 1 ms between uploads: a load that
+//!                                             # leaves the server idle part of the time
 //! ```
 //!
 //! With two cores or more the server runs on CPU 0 and this process (the
@@ -18,7 +20,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,6 +33,9 @@ const CLIENTS: usize = 4;
 
 /// `--scan-only`: an orphan lifetime no file reaches, so the GC only scans.
 static SCAN_ONLY: AtomicBool = AtomicBool::new(false);
+/// `--pause-us N`: each client's wait between two uploads (0: back to back,
+/// which keeps the server's core busy all the time).
+static PAUSE_US: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
     if common::pinned() {
@@ -40,6 +45,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     SCAN_ONLY.store(args.iter().any(|a| a == "--scan-only"), Ordering::Relaxed);
+    if let Some(w) = args.windows(2).find(|w| w[0] == "--pause-us") {
+        PAUSE_US.store(w[1].parse().expect("--pause-us takes microseconds"), Ordering::Relaxed);
+    }
     let (orphans, live) = if quick { (20_000, 10_000) } else { (200_000, 100_000) };
     let mut dirs: Vec<PathBuf> = args
         .windows(2)
@@ -170,6 +178,15 @@ fn run(base: &Path, orphans: usize, live: usize) {
     let (d_scan, d_rm, d_secs) = rates(&report);
     let (q50, q99) = (pct(&quiet, 0.5), pct(&quiet, 0.99));
     let (d50, d99) = (pct(&during, 0.5), pct(&during, 0.99));
+    eprintln!(
+        "upload p90 / p99.9 / max ms: no GC {:.2} / {:.2} / {:.2}, during GC {:.2} / {:.2} / {:.2}",
+        pct(&quiet, 0.9),
+        pct(&quiet, 0.999),
+        pct(&quiet, 1.0),
+        pct(&during, 0.9),
+        pct(&during, 0.999),
+        pct(&during, 1.0)
+    );
     let fstype = Command::new("stat")
         .args(["-f", "-c", "%T"])
         .arg(base)
@@ -296,6 +313,10 @@ fn uploads_for(port: u16, counter: &AtomicUsize, limit: Duration, until: Option<
                     let mut b = vec![0; len];
                     std::io::Read::read_exact(&mut r, &mut b).unwrap();
                     mine.push(t.elapsed().as_secs_f64() * 1e3);
+                    let pause = PAUSE_US.load(Ordering::Relaxed);
+                    if pause > 0 {
+                        std::thread::sleep(Duration::from_micros(pause));
+                    }
                 }
                 lat.lock().unwrap().extend(mine);
             });
