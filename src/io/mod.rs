@@ -786,7 +786,8 @@ pub fn chmod(path: &Path, mode: u32) -> io::Result<()> {
 #[derive(Debug, Clone)]
 pub struct DirEntry {
     pub name: std::ffi::OsString,
-    /// `d_type` as reported by the file system; `None` when it did not say.
+    /// `d_type` as reported by the file system, or from a stat where it
+    /// reports none; `None` only when the entry could not be looked at.
     pub kind: Option<EntryKind>,
 }
 
@@ -846,7 +847,16 @@ impl DirReader {
             let e = e?;
             let name = e.file_name().to_bytes();
             if name != b"." && name != b".." {
-                let kind = match e.file_type() {
+                let mut kind = e.file_type();
+                if kind == FileType::Unknown {
+                    // The file system did not say (no d_type): look, without
+                    // following a link, as std's reader does.
+                    let nofollow = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
+                    kind = rustix::fs::statat(&self.fd, e.file_name(), nofollow)
+                        .map(|st| FileType::from_raw_mode(st.st_mode))
+                        .unwrap_or(FileType::Unknown);
+                }
+                let kind = match kind {
                     FileType::Directory => Some(EntryKind::Dir),
                     FileType::RegularFile => Some(EntryKind::File),
                     FileType::Symlink => Some(EntryKind::Symlink),
