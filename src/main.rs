@@ -148,7 +148,12 @@ async fn run(cfg: Config, listen_fd: Option<i32>) -> i32 {
         }
     }
     let store = ctx.store.clone();
-    server::serve(listener, ctx, inflight.clone(), shutdown_signal()).await;
+    // A task of its own: this top-level future is polled again whenever any
+    // task wakes, so it should wait on nothing costlier than a join handle.
+    let serving = tokio_uring::spawn(server::serve(listener, ctx, inflight.clone(), shutdown_signal()));
+    if let Err(e) = serving.await {
+        tracing::error!("the accept loop ended abnormally: {e}");
+    }
     inflight.stop();
     tokio::task::yield_now().await;
     tracing::info!(
