@@ -157,8 +157,8 @@ impl Kind {
 }
 
 struct Server {
-    /// [`Server::cpu_seconds`] when the scenario began.
-    cpu_mark: Mutex<f64>,
+    /// [`Server::cpu_split`] when the scenario began.
+    cpu_mark: Mutex<(f64, f64)>,
     kind: Kind,
     child: Child,
     port: u16,
@@ -236,7 +236,7 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         Server {
-            cpu_mark: Mutex::new(0.0),
+            cpu_mark: Mutex::new((0.0, 0.0)),
             kind,
             child,
             port,
@@ -247,14 +247,14 @@ impl Server {
     /// Resets the peak RSS and notes the CPU time used so far.
     fn begin_scenario(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
-        *self.cpu_mark.lock().unwrap() = self.cpu_seconds();
+        *self.cpu_mark.lock().unwrap() = self.cpu_split();
         // For `perf record -k CLOCK_MONOTONIC` (benches/profile.sh).
         eprintln!("scenario begins at {:.6}", monotonic());
     }
 
-    /// The server's CPU seconds so far ([`common::cpu_seconds`]).
-    fn cpu_seconds(&self) -> f64 {
-        common::cpu_seconds(self.child.id())
+    /// The server's user and system CPU seconds so far ([`common::cpu_split`]).
+    fn cpu_split(&self) -> (f64, f64) {
+        common::cpu_split(self.child.id())
     }
 
     fn peak_rss_mib(&self) -> f64 {
@@ -471,6 +471,8 @@ struct Row {
     /// Server CPU seconds spent in the scenario, and requests and MB per
     /// server CPU-second.
     cpu_s: f64,
+    /// The system (kernel) part of `cpu_s`.
+    kernel_share: Option<f64>,
     req_per_cpu: Option<f64>,
     mb_per_cpu: Option<f64>,
     server: String,
@@ -501,13 +503,16 @@ fn row(s: &Server, scenario: &'static str, bytes: u64, elapsed: Duration, mut la
     eprintln!("scenario ends at {:.6}: {scenario}", monotonic());
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let secs = elapsed.as_secs_f64();
-    let cpu = (s.cpu_seconds() - *s.cpu_mark.lock().unwrap()).max(0.0);
+    let ((user, sys), (user0, sys0)) = (s.cpu_split(), *s.cpu_mark.lock().unwrap());
+    let (user, sys) = ((user - user0).max(0.0), (sys - sys0).max(0.0));
+    let cpu = user + sys;
     // Ticks are 10 ms: a scenario shorter than a few ticks has no figure.
     let per = |v: f64| (cpu >= 0.05).then(|| v / cpu);
     let req_per_cpu = per(lat.len() as f64);
     let mb_per_cpu = if bytes > 0 { per(bytes as f64 / 1e6) } else { None };
     Row {
         cpu_s: cpu,
+        kernel_share: (cpu >= 0.05).then(|| sys / cpu),
         req_per_cpu,
         mb_per_cpu,
         server: s.kind.label().into(),
@@ -763,9 +768,9 @@ fn fdatasync_rate(dir: &Path) -> (f64, f64) {
 fn print_table(title: &str, rows: &[Row]) {
     println!("\n### {title}\n");
     println!(
-        "| scenario | server | MB/s | req/s | server CPU s | req per server CPU-s | MB per server CPU-s | p50 ms | p99 ms | peak RSS MiB | vs 0.44 | vs nginx |"
+        "| scenario | server | MB/s | req/s | server CPU s | of it kernel | req per server CPU-s | MB per server CPU-s | p50 ms | p99 ms | peak RSS MiB | vs 0.44 | vs nginx |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let peer = |name: &str| {
             rows.iter()
@@ -787,12 +792,13 @@ fn print_table(title: &str, rows: &[Row]) {
             ("".into(), "".into())
         };
         println!(
-            "| {} | {} | {} | {:.0} | {:.2} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} |",
             r.scenario,
             r.server,
             r.mb_s.map(|m| format!("{m:.0}")).unwrap_or("-".into()),
             r.req_s,
             r.cpu_s,
+            r.kernel_share.map(|k| format!("{:.0} %", k * 100.0)).unwrap_or("-".into()),
             r.req_per_cpu.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
             r.mb_per_cpu.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
             r.p50_ms,

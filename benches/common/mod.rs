@@ -80,30 +80,38 @@ pub fn start_dlrepo(root: &Path, cpu: &str, env: &[(&str, String)]) -> (Child, u
 /// workers are threads of the process) and its direct children (nginx's
 /// worker).
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let (user, sys) = cpu_split(pid);
+    user + sys
+}
+
+/// [`cpu_seconds`] as user and system seconds: the system part is what the
+/// server costs even before any of its own code runs.
+pub fn cpu_split(pid: u32) -> (f64, f64) {
     // SAFETY: sysconf only reads a constant of the system.
     let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     // Fields after the command's closing parenthesis: ppid is the 2nd,
     // utime the 12th, stime the 13th.
-    let read = |p: &str| -> Option<(u32, f64)> {
+    let read = |p: &str| -> Option<(u32, f64, f64)> {
         let st = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
         let rest: Vec<&str> = st.rsplit_once(')')?.1.split_whitespace().collect();
         let ppid = rest.get(1)?.parse().ok()?;
         let u: f64 = rest.get(11)?.parse().ok()?;
         let s: f64 = rest.get(12)?.parse().ok()?;
-        Some((ppid, (u + s) / tick))
+        Some((ppid, u / tick, s / tick))
     };
-    let mut total = read(&pid.to_string()).map_or(0.0, |(_, c)| c);
+    let (mut user, mut sys) = read(&pid.to_string()).map_or((0.0, 0.0), |(_, u, s)| (u, s));
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Some((ppid, c)) = read(&name) {
+            if let Some((ppid, u, s)) = read(&name) {
                 if ppid == pid {
-                    total += c;
+                    user += u;
+                    sys += s;
                 }
             }
         }
     }
-    total
+    (user, sys)
 }
 
 /// The value after `--name` on the command line.
