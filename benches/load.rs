@@ -798,7 +798,9 @@ fn print_table(title: &str, rows: &[Row]) {
             r.mb_s.map(|m| format!("{m:.0}")).unwrap_or("-".into()),
             r.req_s,
             r.cpu_s,
-            r.kernel_share.map(|k| format!("{:.0} %", k * 100.0)).unwrap_or("-".into()),
+            r.kernel_share
+                .map(|k| format!("{:.0} %", k * 100.0))
+                .unwrap_or("-".into()),
             r.req_per_cpu.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
             r.mb_per_cpu.map(|v| format!("{v:.0}")).unwrap_or("-".into()),
             r.p50_ms,
