@@ -281,10 +281,10 @@ impl Store {
         self.cache_digests(format_dir, Rc::new(d));
         self.mark_unflushed(format_dir);
         Ok(Some(journal::line(
-            format_dir.strip_prefix(&self.root).unwrap_or(format_dir),
+            self.below_root(format_dir),
             path,
             digest,
-            blob.strip_prefix(&self.root).unwrap_or(blob),
+            self.below_root(blob),
         )))
     }
 
@@ -301,12 +301,7 @@ impl Store {
         let Some(journal) = self.journal.get() else {
             return Ok(None);
         };
-        let line = journal::intent_line(
-            format_dir.strip_prefix(&self.root).unwrap_or(format_dir),
-            path,
-            digest,
-            blob.strip_prefix(&self.root).unwrap_or(blob),
-        );
+        let line = journal::intent_line(self.below_root(format_dir), path, digest, self.below_root(blob));
         Ok(Some(journal.append_intent(line).await?))
     }
 
