@@ -128,8 +128,16 @@ impl Req {
 /// away meanwhile. hyper drops the handler of a closed connection, and a
 /// sequence cut at an await (a blob renamed but not linked, product links
 /// removed but not rebuilt) must not be left half done.
-pub async fn detached<T: 'static>(fut: impl std::future::Future<Output = T> + 'static) -> HttpResult<T> {
-    tokio_uring::spawn(fut).await.map_err(|_| HttpError::Internal)
+///
+/// The task starts at the call. The sequence is boxed: tokio moves a
+/// task's whole stage several times (at spawn, completion and reading the
+/// output), and the handler's own future would otherwise hold the state
+/// of the whole sequence too; both were kilobytes copied per upload.
+pub fn detached<T: 'static>(
+    fut: impl std::future::Future<Output = T> + 'static,
+) -> impl std::future::Future<Output = HttpResult<T>> {
+    let task = tokio_uring::spawn(Box::pin(fut));
+    async move { task.await.map_err(|_| HttpError::Internal) }
 }
 
 /// `application/x-www-form-urlencoded` query parsing (`+` is a space).
