@@ -27,7 +27,8 @@ pub struct HeldBlob {
 
 impl Store {
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join(d.blob_rel_path())
+        // Allocated once at its final size, as every upload builds one.
+        crate::io::join(&self.root, &d.blob_rel_path())
     }
 
     /// Finds an existing blob, renews its lease (mtime := now) and keeps it

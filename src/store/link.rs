@@ -25,7 +25,8 @@ pub struct ArtifactRef {
 
 impl ArtifactRef {
     pub fn format_dir(&self) -> PathBuf {
-        self.job.dir().join(&self.format)
+        let j = &self.job;
+        j.repo.format_dir(&j.branch, &j.tag, &j.job, &self.format)
     }
 }
 
@@ -59,7 +60,7 @@ impl Store {
     /// The link step proper, for a blob the caller holds locked.
     pub async fn link_held(self: &Rc<Self>, a: &ArtifactRef, digest_header: &str, blob: HeldBlob) -> StoreResult<()> {
         let format_dir = a.format_dir();
-        let target = format_dir.join(&a.path);
+        let target = io::join(&format_dir, &a.path);
         let user = a.job.repo.user.clone();
         let job_dir = a.job.dir();
         let internal = self.cfg.is_internal_format(&a.format);
