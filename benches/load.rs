@@ -507,12 +507,13 @@ fn row(s: &Server, scenario: &'static str, bytes: u64, elapsed: Duration, mut la
     let (user, sys) = ((user - user0).max(0.0), (sys - sys0).max(0.0));
     let cpu = user + sys;
     // Ticks are 10 ms: a scenario shorter than a few ticks has no figure.
-    let per = |v: f64| (cpu >= 0.05).then(|| v / cpu);
+    let enough = cpu >= 0.05;
+    let per = |v: f64| enough.then(|| v / cpu);
     let req_per_cpu = per(lat.len() as f64);
     let mb_per_cpu = if bytes > 0 { per(bytes as f64 / 1e6) } else { None };
     Row {
         cpu_s: cpu,
-        kernel_share: (cpu >= 0.05).then(|| sys / cpu),
+        kernel_share: enough.then(|| sys / cpu),
         req_per_cpu,
         mb_per_cpu,
         server: s.kind.label().into(),

@@ -281,10 +281,10 @@ impl Store {
         self.cache_digests(format_dir, Rc::new(d));
         self.mark_unflushed(format_dir);
         Ok(Some(journal::line(
-            self.below_root(format_dir),
+            journal::relative(&self.root, format_dir),
             path,
             digest,
-            self.below_root(blob),
+            journal::relative(&self.root, blob),
         )))
     }
 
@@ -301,7 +301,12 @@ impl Store {
         let Some(journal) = self.journal.get() else {
             return Ok(None);
         };
-        let line = journal::intent_line(self.below_root(format_dir), path, digest, self.below_root(blob));
+        let line = journal::intent_line(
+            journal::relative(&self.root, format_dir),
+            path,
+            digest,
+            journal::relative(&self.root, blob),
+        );
         Ok(Some(journal.append_intent(line).await?))
     }
 

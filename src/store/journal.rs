@@ -386,6 +386,34 @@ fn below(root: &Path, rel: &str) -> Option<PathBuf> {
     (!rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))).then(|| root.join(p))
 }
 
+/// `p` relative to `root` as a journal line holds it (`below` turns it
+/// back): `p.strip_prefix(root)`, or `p` when it is not below `root`.
+pub fn relative<'a>(root: &Path, p: &'a Path) -> &'a Path {
+    relative_by_bytes(root, p).unwrap_or_else(|| p.strip_prefix(root).unwrap_or(p))
+}
+
+/// [`relative`] by bytes, where that gives what the component walk
+/// would: the store's paths start with the root's own bytes, and the walk
+/// of `strip_prefix` was a visible share of an upload's CPU. `None` for
+/// the rest, left to the walk.
+fn relative_by_bytes<'a>(root: &Path, p: &'a Path) -> Option<&'a Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let root = root.as_os_str().as_bytes();
+    let rest = p.as_os_str().as_bytes().strip_prefix(root)?.strip_prefix(b"/")?;
+    // The walk trims separators and `.` components at either end.
+    (plain_end(root) && plain_start(rest) && plain_end(rest)).then(|| Path::new(std::ffi::OsStr::from_bytes(rest)))
+}
+
+/// Whether `b` does not start with a separator or a `.` component.
+fn plain_start(b: &[u8]) -> bool {
+    !(b.starts_with(b"/") || b.starts_with(b"./") || b == b".")
+}
+
+/// Whether `b` does not end with a separator or a `.` component.
+fn plain_end(b: &[u8]) -> bool {
+    !(b.ends_with(b"/") || b.ends_with(b"/.") || b == b".")
+}
+
 /// Whether the artifact `a` (not followed if a link) is the file `b`.
 pub async fn same_file(a: &Path, b: &Path) -> bool {
     match (io::lstat(a).await, io::stat(b).await) {
@@ -580,6 +608,48 @@ async fn replay(root: &Path, dir: &Path, durable: bool, syncer: &DirSyncer) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_is_the_component_walk_by_bytes() {
+        for root in ["/r", "/r/", "/data/dl", "/"] {
+            for p in [
+                "/r",
+                "/r/",
+                "/r/a",
+                "/r/a/b",
+                "/r//a",
+                "/r/./a",
+                "/r/.",
+                "/r/.blobs/x",
+                "/ra/b",
+                "/x/r/a",
+                "/data/dl/branches/b",
+                "/data/dlx",
+                "/data/dl/a//b/",
+                "/data/dl/a/.",
+                "/data/dl/./",
+                "/data/dl/a//b",
+                "/",
+                "relative/r",
+            ] {
+                let (root, p) = (Path::new(root), Path::new(p));
+                // The same bytes, not only an equal path: they go into journal lines.
+                let want = p.strip_prefix(root).unwrap_or(p);
+                if let Some(fast) = relative_by_bytes(root, p) {
+                    assert_eq!(fast.as_os_str(), want.as_os_str(), "{root:?} {p:?}");
+                }
+                assert_eq!(relative(root, p).as_os_str(), want.as_os_str(), "{root:?} {p:?}");
+            }
+        }
+        // The usual paths take the byte path.
+        for p in [
+            "/data/dl/branches/b/t/j/f",
+            "/data/dl/.blobs/sha256/ab/abcd",
+            "/data/dl/a//b",
+        ] {
+            assert!(relative_by_bytes(Path::new("/data/dl"), Path::new(p)).is_some(), "{p}");
+        }
+    }
 
     #[test]
     fn lines_are_the_json_serde_would_write() {

@@ -122,11 +122,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// `p` relative to the root, or `p` itself when it is not below it.
-    pub(crate) fn below_root<'a>(&self, p: &'a Path) -> &'a Path {
-        strip_root(&self.root, p)
-    }
-
     pub fn new(cfg: Rc<Config>) -> Rc<Store> {
         let canonical_root = crate::io::canonicalize(&cfg.root_dir).unwrap_or_else(|_| cfg.root_dir.clone());
         // Temporaries go where no listing or download can see them.
@@ -283,79 +278,5 @@ impl Store {
             r?;
         }
         Ok(())
-    }
-}
-
-/// `p.strip_prefix(root)`, or `p` when it is not below `root`.
-fn strip_root<'a>(root: &Path, p: &'a Path) -> &'a Path {
-    strip_root_bytes(root, p).unwrap_or_else(|| p.strip_prefix(root).unwrap_or(p))
-}
-
-/// [`strip_root`] by bytes, where that gives what the component walk
-/// would: the store's paths start with the root's own bytes, and the walk
-/// of `strip_prefix` was a visible share of an upload's CPU. `None` for
-/// the rest, left to the walk.
-fn strip_root_bytes<'a>(root: &Path, p: &'a Path) -> Option<&'a Path> {
-    use std::os::unix::ffi::OsStrExt;
-    let root = root.as_os_str().as_bytes();
-    let rest = p.as_os_str().as_bytes().strip_prefix(root)?.strip_prefix(b"/")?;
-    // The walk trims separators and `.` components at either end.
-    (plain_end(root) && plain_start(rest) && plain_end(rest)).then(|| Path::new(std::ffi::OsStr::from_bytes(rest)))
-}
-
-/// Whether `b` does not start with a separator or a `.` component.
-fn plain_start(b: &[u8]) -> bool {
-    !(b.starts_with(b"/") || b.starts_with(b"./") || b == b".")
-}
-
-/// Whether `b` does not end with a separator or a `.` component.
-fn plain_end(b: &[u8]) -> bool {
-    !(b.ends_with(b"/") || b.ends_with(b"/.") || b == b".")
-}
-
-#[cfg(test)]
-mod strip_root_tests {
-    use super::*;
-
-    #[test]
-    fn same_as_the_component_walk() {
-        for root in ["/r", "/r/", "/data/dl", "/"] {
-            for p in [
-                "/r",
-                "/r/",
-                "/r/a",
-                "/r/a/b",
-                "/r//a",
-                "/r/./a",
-                "/r/.",
-                "/r/.blobs/x",
-                "/ra/b",
-                "/x/r/a",
-                "/data/dl/branches/b",
-                "/data/dlx",
-                "/data/dl/a//b/",
-                "/data/dl/a/.",
-                "/data/dl/./",
-                "/data/dl/a//b",
-                "/",
-                "relative/r",
-            ] {
-                let (root, p) = (Path::new(root), Path::new(p));
-                // The same bytes, not only an equal path: they go into journal lines.
-                let want = p.strip_prefix(root).unwrap_or(p);
-                if let Some(fast) = strip_root_bytes(root, p) {
-                    assert_eq!(fast.as_os_str(), want.as_os_str(), "{root:?} {p:?}");
-                }
-                assert_eq!(strip_root(root, p).as_os_str(), want.as_os_str(), "{root:?} {p:?}");
-            }
-        }
-        // The usual paths take the byte path.
-        for p in [
-            "/data/dl/branches/b/t/j/f",
-            "/data/dl/.blobs/sha256/ab/abcd",
-            "/data/dl/a//b",
-        ] {
-            assert!(strip_root_bytes(Path::new("/data/dl"), Path::new(p)).is_some(), "{p}");
-        }
     }
 }
