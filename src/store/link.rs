@@ -59,10 +59,11 @@ impl Store {
 
     /// The link step proper, for a blob the caller holds locked.
     pub async fn link_held(self: &Rc<Self>, a: &ArtifactRef, digest_header: &str, blob: HeldBlob) -> StoreResult<()> {
-        let format_dir = a.format_dir();
+        // The format folder is the job's plus one name: built from it, not again from the root.
+        let job_dir = a.job.dir();
+        let format_dir = io::join(&job_dir, &a.format);
         let target = io::join(&format_dir, &a.path);
         let user = a.job.repo.user.clone();
-        let job_dir = a.job.dir();
         let internal = self.cfg.is_internal_format(&a.format);
         // Announced before anything is linked, so that a crash between the
         // link and the commit line lets the next start undo the link.
