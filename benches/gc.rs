@@ -125,6 +125,9 @@ fn run(base: &Path, orphans: usize, live: usize) {
     // The GC while uploads run.
     eprintln!("{}: again, with uploads...", base.display());
     prefill(&root, 2, orphans, live);
+    // The uploads on this full root before the GC starts: the baseline
+    // with the same folders, the GC's work aside.
+    let before = uploads_for(port, &counter, Duration::from_secs(5), None);
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     let done = AtomicBool::new(false);
     let (during, report) = std::thread::scope(|sc| {
@@ -137,6 +140,9 @@ fn run(base: &Path, orphans: usize, live: usize) {
         let during = uploads_for(port, &counter, Duration::from_secs(600), Some(&done));
         (during, watcher.join().unwrap())
     });
+    // The same load again with no GC, on the root as the run left it: what
+    // the uploads cost now, with the GC's share taken out.
+    let after = uploads_for(port, &counter, Duration::from_secs(5), None);
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -186,6 +192,17 @@ fn run(base: &Path, orphans: usize, live: usize) {
         pct(&during, 0.9),
         pct(&during, 0.999),
         pct(&during, 1.0)
+    );
+    eprintln!(
+        "uploads/s: no GC {:.0}, full root before GC {:.0} (p50 / p99 {:.2} / {:.2}), during GC {:.0}, after it {:.0}; after it p50 / p99 ms {:.2} / {:.2}",
+        quiet.len() as f64 / 5.0,
+        before.len() as f64 / 5.0,
+        pct(&before, 0.5),
+        pct(&before, 0.99),
+        during.len() as f64 / d_secs,
+        after.len() as f64 / 5.0,
+        pct(&after, 0.5),
+        pct(&after, 0.99)
     );
     let fstype = Command::new("stat")
         .args(["-f", "-c", "%T"])

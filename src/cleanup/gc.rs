@@ -6,9 +6,10 @@
 //! meanwhile, marking it `Deleting` synchronously before submitting the
 //! unlink, so a request either sees the blob kept or sees it gone. Staging
 //! files in use are in `active_uploads` from before their creation.
-//! Directories are read in bounded batches and the loop is given back
-//! between them; a bounded window of candidates is checked at a time,
-//! narrower while the server is busy (see [`Pace`]).
+//! Directories are read in bounded batches. While the server is idle a
+//! window of checks is in flight and the loop is given back every few
+//! files; while it is busy (see [`Pace`]) the walk runs in short slices
+//! with rests between them, so it takes a capped share of the core.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -24,15 +25,24 @@ use crate::store::Store;
 
 /// How many directory entries are read before giving the loop back.
 const LIST_BATCH: usize = 256;
-/// Candidates checked at once (statx or unlink in flight) while the server
-/// is idle, and while it is busy.
+/// Checks at once (a statx that missed the caches in flight) while the
+/// server is idle.
 const IDLE_WINDOW: usize = 64;
-const BUSY_WINDOW: usize = 4;
-/// While the server is idle, orphans are unlinked with plain system
-/// calls (a ring unlink is an io-wq round trip each); the loop is given back
-/// after this many files, so a request that arrives waits for at most that
-/// many unlinks before the GC switches to the ring.
+/// While the server is idle, the loop is given back after this many files,
+/// so a request that arrives waits for at most that many unlinks.
 const IDLE_SYNC_BATCH: usize = 32;
+/// While requests are being served, the walk works in slices of about
+/// `BUSY_SLICE` of this thread's CPU time, each followed by a rest
+/// `BUSY_REST` times as long: the walk takes at most an eighth of the
+/// thread, and a request waits at most one slice behind it. Measured under
+/// a full upload load, every unit of GC time costs the uploads about 1.8
+/// (the caches it leaves cold), so an eighth is about a fifth of their
+/// throughput: a fifth is what the upload p99 can give for 1.3× its quiet
+/// value (docs/benchmarks.md).
+const BUSY_SLICE: Duration = Duration::from_micros(50);
+const BUSY_REST: u32 = 7;
+/// A slice that ran long (the disk was slow) buys a rest of at most this.
+const MAX_REST: Duration = Duration::from_millis(100);
 /// How long after the last request started the server still counts as
 /// busy: a steady stream of requests has gaps between an answer and the
 /// next request, and the walk must not use those for a batch of blocking
@@ -103,8 +113,8 @@ async fn walk(
     stats: &mut GcStats,
 ) {
     let mut dirs = vec![root.to_path_buf()];
-    // A sliding window of checks in flight: the ring always has work, and
-    // requests get a bigger share of it whenever any are in progress.
+    // While idle, a sliding window of checks in flight: the ring always has
+    // work. While busy, one check at a time, in capped slices.
     let mut running = FuturesUnordered::new();
     let tally = |stats: &mut GcStats, r: Option<u64>| {
         stats.scanned += 1;
@@ -114,10 +124,15 @@ async fn walk(
         }
     };
     let mut since_yield = 0;
+    // Since when the walk has held the loop without a rest or a yield.
+    let mut slice = thread_cpu();
     while let Some(dir) = dirs.pop() {
         let Ok(mut reader) = io::DirReader::open(&dir) else {
             continue;
         };
+        // Entries are looked up from the folder, one name each; checks
+        // still in flight keep it open.
+        let folder = io::CachedDir::open(&dir).map(Rc::new);
         loop {
             // An entry the kernel cannot read ends this folder's scan; the
             // next run tries again.
@@ -131,27 +146,42 @@ async fn walk(
                     dirs.push(path);
                     continue;
                 }
-                let busy = pace.busy();
-                let window = if busy { BUSY_WINDOW } else { IDLE_WINDOW };
-                while running.len() >= window {
+                if pace.busy() {
+                    // The idle mode's checks end first: the slices count
+                    // only what runs between two rests.
+                    while let Some(r) = running.next().await {
+                        tally(stats, r);
+                    }
+                    tally(
+                        stats,
+                        check_one(store, folder.clone(), path, is_uploads, now, lifetime).await,
+                    );
+                    let spent = thread_cpu().saturating_sub(slice);
+                    if spent >= BUSY_SLICE {
+                        io::sleep((spent * BUSY_REST).min(MAX_REST)).await;
+                        slice = thread_cpu();
+                    }
+                    continue;
+                }
+                while running.len() >= IDLE_WINDOW {
                     match running.next().await {
                         Some(r) => tally(stats, r),
                         None => break,
                     }
                 }
-                running.push(check_one(store, pace, path, is_uploads, now, lifetime));
+                running.push(check_one(store, folder.clone(), path, is_uploads, now, lifetime));
                 since_yield += 1;
-                if busy || since_yield >= IDLE_SYNC_BATCH {
-                    // Requests get the ring between two files when busy.
+                if since_yield >= IDLE_SYNC_BATCH {
                     since_yield = 0;
-                    if busy {
-                        give_cpu_to_workers();
-                    }
                     io::yield_to_ring().await;
+                    slice = thread_cpu();
                 }
             }
-            since_yield = 0;
-            io::yield_to_ring().await;
+            if !pace.busy() {
+                since_yield = 0;
+                io::yield_to_ring().await;
+                slice = thread_cpu();
+            }
         }
     }
     while let Some(r) = running.next().await {
@@ -159,41 +189,38 @@ async fn walk(
     }
 }
 
-/// The walk never waits for anything while its stats come from the cache,
-/// so this thread stays runnable, and the ring's io-wq workers, which do
-/// the requests' file operations on the same core when it is pinned, would
-/// get it only when the scheduler preempts us (a slice of milliseconds per
-/// operation). Yielding the core lets a queued worker run now; it returns
-/// at once when none is waiting.
-fn give_cpu_to_workers() {
-    let _ = nix::sched::sched_yield();
+/// CPU time this thread has used. Wall time would count the io-wq
+/// workers and other threads that preempt the walk on a shared core.
+fn thread_cpu() -> Duration {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
 }
 
 /// Checks one file and removes it if it is an orphan. Returns its size if removed.
 async fn check_one(
     store: &Rc<Store>,
-    pace: &Pace<'_>,
+    folder: Option<Rc<io::CachedDir>>,
     path: PathBuf,
     is_uploads: bool,
     now: f64,
     lifetime: f64,
 ) -> Option<u64> {
     let path = path.as_path();
-    let in_use = || {
-        is_uploads && {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            store.upload_in_use(name)
-        }
-    };
+    let name = path.file_name()?;
+    let in_use = || is_uploads && store.upload_in_use(name.to_str().unwrap_or(""));
     if in_use() {
         return None;
     }
     let mut watch = store.gc_watch(path)?;
-    let st = match io::stat(path).await {
-        Ok(st) => st,
-        // Vanished or unreadable: skip, never fail the run.
-        Err(_) => return None,
+    let cached = folder.as_ref().and_then(|f| f.stat(name));
+    let st = match cached {
+        Some(r) => r,
+        None => io::stat(path).await,
     };
+    // Vanished or unreadable: skip, never fail the run.
+    let st = st.ok()?;
     hooks::gc_paused(path).await;
     if !st.is_file() || st.nlink > 1 || now - st.mtime_f64() < lifetime {
         return None;
@@ -203,10 +230,12 @@ async fn check_one(
     if in_use() || store.blob_leased(path) || !watch.begin_delete() {
         return None;
     }
-    let res = if !pace.busy() {
-        io::unlink_now(path)
-    } else {
-        io::unlink(path).await
+    // A plain system call: the stat has brought the inode into the cache
+    // and the walk has just read its folder, so it does not wait for the
+    // disk, and a ring unlink would be an io-wq round trip for each file.
+    let res = match &folder {
+        Some(f) => f.unlink_now(name),
+        None => io::unlink_now(path),
     };
     drop(watch);
     res.ok().map(|()| st.size)

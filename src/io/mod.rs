@@ -167,6 +167,12 @@ impl CachedDir {
         let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
         Some(fstat_fd(fd.as_raw_fd()))
     }
+
+    /// `unlink(2)` of an entry, as a plain system call: the kernel looks up
+    /// one name, not the whole path again.
+    pub fn unlink_now(&self, name: &std::ffi::OsStr) -> io::Result<()> {
+        rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()).map_err(io::Error::from)
+    }
 }
 
 /// Opens an existing file for reading (following symlinks): from the
@@ -884,6 +890,18 @@ impl DirReader {
 /// would otherwise hold every request's disk operations until it ends.
 pub async fn yield_to_ring() {
     let _ = tokio_uring::no_op().await;
+}
+
+/// Sleeps on the ring (`IORING_OP_TIMEOUT`). Exact to some microseconds,
+/// where tokio's timer rounds every sleep up to its 1 ms tick; for pauses
+/// far shorter than that.
+pub async fn sleep(d: std::time::Duration) {
+    // The kernel reads the timespec when it takes the entry; boxed so its
+    // address holds until then wherever tokio-uring moves the data.
+    let ts = Box::new(types::Timespec::new().sec(d.as_secs()).nsec(d.subsec_nanos()));
+    let sqe = opcode::Timeout::new(&*ts as *const types::Timespec).build();
+    // Expiry completes with ETIME: the one expected outcome.
+    let _ = op::submit(ts, sqe).await;
 }
 
 /// Lists a (small) directory whole, sorted by name (byte order). Folders
