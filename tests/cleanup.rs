@@ -321,7 +321,20 @@ fn quota_refresh_counts_every_file_and_survives_dangling_links() {
 
 #[test]
 fn stress_concurrent_uploads_links_and_deletes_under_repeated_gc() {
-    let s = Server::start_with(&[("DLREPO_ORPHAN_BLOB_LIFETIME", "0")]);
+    stress_under_repeated_gc(&[]);
+}
+
+/// The same with the GC's unlinks on the ring, its way once a plain
+/// unlink has waited for the disk.
+#[test]
+fn stress_under_repeated_gc_with_ring_unlinks() {
+    stress_under_repeated_gc(&[("DLREPO_TEST_GC_RING_UNLINKS", "1")]);
+}
+
+fn stress_under_repeated_gc(env: &[(&str, &str)]) {
+    let mut env = env.to_vec();
+    env.push(("DLREPO_ORPHAN_BLOB_LIFETIME", "0"));
+    let s = Server::start_with(&env);
     let contents: Vec<Vec<u8>> = (0..4)
         .map(|i| format!("shared content number {i}").into_bytes())
         .collect();
@@ -401,6 +414,17 @@ fn stress_concurrent_uploads_links_and_deletes_under_repeated_gc() {
             let bytes = std::fs::read(b.path()).unwrap();
             assert_eq!(sha256_hex(&bytes), b.file_name().to_string_lossy(), "corrupt blob");
         }
+    }
+    // With every artifact deleted, the next run leaves no blob behind.
+    s.delete("/branches/b/t/").expect(200);
+    let n = runs(&s);
+    s.signal(Signal::SIGUSR1);
+    wait_until("a run after the delete", || {
+        runs(&s) > n && status(&s)["running"] == false
+    });
+    for shard in std::fs::read_dir(s.path(".blobs/sha256")).unwrap().flatten() {
+        let left: Vec<_> = std::fs::read_dir(shard.path()).unwrap().flatten().collect();
+        assert!(left.is_empty(), "orphans left in {}", shard.path().display());
     }
     assert!(!s.log().contains("panicked"));
 }

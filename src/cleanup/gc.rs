@@ -34,15 +34,18 @@ const IDLE_SYNC_BATCH: usize = 32;
 /// While requests are being served, the walk works in slices of about
 /// `BUSY_SLICE` of this thread's CPU time, each followed by a rest
 /// `BUSY_REST` times as long: the walk takes at most an eighth of the
-/// thread, and a request waits at most one slice behind it. Measured under
-/// a full upload load, every unit of GC time costs the uploads about 1.8
-/// (the caches it leaves cold), so an eighth is about a fifth of their
-/// throughput: a fifth is what the upload p99 can give for 1.3× its quiet
-/// value (docs/benchmarks.md).
+/// thread, and a request waits at most one slice behind it. Under a full
+/// upload load the uploads lose more than the GC's own time (cold caches,
+/// the rests' wake-ups): a fifth of the thread cost them 28 % of their
+/// rate, an eighth 6–15 %, which keeps their p99 near 1.3× of what it is
+/// without a GC (docs/benchmarks.md).
 const BUSY_SLICE: Duration = Duration::from_micros(50);
 const BUSY_REST: u32 = 7;
-/// A slice that ran long (the disk was slow) buys a rest of at most this.
+/// A slice that ran long (a folder batch, a slow stat) buys a rest of at
+/// most this.
 const MAX_REST: Duration = Duration::from_millis(100);
+/// A plain unlink that took longer than this waited for the disk.
+const SLOW_UNLINK: Duration = Duration::from_millis(1);
 /// How long after the last request started the server still counts as
 /// busy: a steady stream of requests has gaps between an answer and the
 /// next request, and the walk must not use those for a batch of blocking
@@ -56,6 +59,9 @@ struct Pace<'a> {
     seen: Cell<u64>,
     /// When the walk last saw a request; none yet in this run.
     last_busy: Cell<Option<Instant>>,
+    /// Set once a plain unlink waited for the disk: the rest of the run
+    /// unlinks on the ring, where such a wait holds no request up.
+    slow_unlinks: Cell<bool>,
 }
 
 impl<'a> Pace<'a> {
@@ -64,6 +70,7 @@ impl<'a> Pace<'a> {
             activity,
             seen: Cell::new(activity.started()),
             last_busy: Cell::new(None),
+            slow_unlinks: Cell::new(hooks::ring_unlinks()),
         }
     }
 
@@ -154,7 +161,7 @@ async fn walk(
                     }
                     tally(
                         stats,
-                        check_one(store, folder.clone(), path, is_uploads, now, lifetime).await,
+                        check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime).await,
                     );
                     let spent = thread_cpu().saturating_sub(slice);
                     if spent >= BUSY_SLICE {
@@ -169,7 +176,7 @@ async fn walk(
                         None => break,
                     }
                 }
-                running.push(check_one(store, folder.clone(), path, is_uploads, now, lifetime));
+                running.push(check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime));
                 since_yield += 1;
                 if since_yield >= IDLE_SYNC_BATCH {
                     since_yield = 0;
@@ -201,6 +208,7 @@ fn thread_cpu() -> Duration {
 /// Checks one file and removes it if it is an orphan. Returns its size if removed.
 async fn check_one(
     store: &Rc<Store>,
+    pace: &Pace<'_>,
     folder: Option<Rc<io::CachedDir>>,
     path: PathBuf,
     is_uploads: bool,
@@ -231,11 +239,21 @@ async fn check_one(
         return None;
     }
     // A plain system call: the stat has brought the inode into the cache
-    // and the walk has just read its folder, so it does not wait for the
-    // disk, and a ring unlink would be an io-wq round trip for each file.
-    let res = match &folder {
-        Some(f) => f.unlink_now(name),
-        None => io::unlink_now(path),
+    // and the walk has just read its folder, so it seldom waits for the
+    // disk, and a ring unlink is an io-wq round trip for each file. When it
+    // did wait (a cold allocation bitmap), the ring takes over.
+    let res = if pace.slow_unlinks.get() {
+        io::unlink(path).await
+    } else {
+        let started = Instant::now();
+        let res = match &folder {
+            Some(f) => f.unlink_now(name),
+            None => io::unlink_now(path),
+        };
+        if started.elapsed() > SLOW_UNLINK {
+            pace.slow_unlinks.set(true);
+        }
+        res
     };
     drop(watch);
     res.ok().map(|()| st.size)

@@ -47,3 +47,16 @@ pub async fn run_started() {
 
 #[cfg(not(debug_assertions))]
 pub async fn run_started() {}
+
+/// With `DLREPO_TEST_GC_RING_UNLINKS` set (debug builds only), the GC
+/// unlinks on the ring from the start, as it does after a plain unlink
+/// waited for the disk, so tests cover that path too.
+#[cfg(debug_assertions)]
+pub fn ring_unlinks() -> bool {
+    std::env::var_os("DLREPO_TEST_GC_RING_UNLINKS").is_some()
+}
+
+#[cfg(not(debug_assertions))]
+pub fn ring_unlinks() -> bool {
+    false
+}
