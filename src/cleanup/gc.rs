@@ -28,6 +28,9 @@ const LIST_BATCH: usize = 256;
 /// Checks at once (a statx that missed the caches in flight) while the
 /// server is idle.
 const IDLE_WINDOW: usize = 64;
+/// Checks at once while the server is busy: the ring unlinks in flight
+/// once a plain one has waited for the disk.
+const BUSY_WINDOW: usize = 4;
 /// While the server is idle, the loop is given back after this many files,
 /// so a request that arrives waits for at most that many unlinks.
 const IDLE_SYNC_BATCH: usize = 32;
@@ -120,8 +123,8 @@ async fn walk(
     stats: &mut GcStats,
 ) {
     let mut dirs = vec![root.to_path_buf()];
-    // While idle, a sliding window of checks in flight: the ring always has
-    // work. While busy, one check at a time, in capped slices.
+    // A sliding window of checks in flight, wide while idle, narrow and in
+    // capped slices while busy.
     let mut running = FuturesUnordered::new();
     let tally = |stats: &mut GcStats, r: Option<u64>| {
         stats.scanned += 1;
@@ -154,15 +157,16 @@ async fn walk(
                     continue;
                 }
                 if pace.busy() {
-                    // The idle mode's checks end first: the slices count
-                    // only what runs between two rests.
-                    while let Some(r) = running.next().await {
-                        tally(stats, r);
+                    // A check with plain system calls ends when first
+                    // polled, so this is one file at a time; once unlinks
+                    // are on the ring, a few of them overlap.
+                    running.push(check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime));
+                    while running.len() >= BUSY_WINDOW {
+                        match running.next().await {
+                            Some(r) => tally(stats, r),
+                            None => break,
+                        }
                     }
-                    tally(
-                        stats,
-                        check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime).await,
-                    );
                     let spent = thread_cpu().saturating_sub(slice);
                     if spent >= BUSY_SLICE {
                         io::sleep((spent * BUSY_REST).min(MAX_REST)).await;
