@@ -156,17 +156,19 @@ async fn walk(
                     dirs.push(path);
                     continue;
                 }
-                if pace.busy() {
-                    // A check with plain system calls ends when first
-                    // polled, so this is one file at a time; once unlinks
-                    // are on the ring, a few of them overlap.
-                    running.push(check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime));
-                    while running.len() >= BUSY_WINDOW {
-                        match running.next().await {
-                            Some(r) => tally(stats, r),
-                            None => break,
-                        }
+                let busy = pace.busy();
+                // A check with plain system calls ends when first polled, so
+                // while busy this is one file at a time; once unlinks are on
+                // the ring, a few of them overlap.
+                running.push(check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime));
+                let window = if busy { BUSY_WINDOW } else { IDLE_WINDOW };
+                while running.len() >= window {
+                    match running.next().await {
+                        Some(r) => tally(stats, r),
+                        None => break,
                     }
+                }
+                if busy {
                     let spent = thread_cpu().saturating_sub(slice);
                     if spent >= BUSY_SLICE {
                         io::sleep((spent * BUSY_REST).min(MAX_REST)).await;
@@ -174,13 +176,6 @@ async fn walk(
                     }
                     continue;
                 }
-                while running.len() >= IDLE_WINDOW {
-                    match running.next().await {
-                        Some(r) => tally(stats, r),
-                        None => break,
-                    }
-                }
-                running.push(check_one(store, pace, folder.clone(), path, is_uploads, now, lifetime));
                 since_yield += 1;
                 if since_yield >= IDLE_SYNC_BATCH {
                     since_yield = 0;
